@@ -1,0 +1,211 @@
+package bmc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+)
+
+// Frontend is a node's running management endpoint (its IPMI listener).
+type Frontend interface {
+	// Serve answers requests until ctx ends or Close is called.
+	Serve(ctx context.Context) error
+	// Close stops serving and releases the listener.
+	Close() error
+}
+
+// MachineFactory builds the machine a node manages from its backend settings.
+type MachineFactory func(ctx context.Context, n Node) (Machine, error)
+
+// FrontendFactory binds a node's listener in front of its machine.
+type FrontendFactory func(n Node, m Machine) (Frontend, error)
+
+// Status is the state of a node in the manager.
+type Status string
+
+// The states a node can be in.
+const (
+	StatusRunning Status = "running"
+	StatusDown    Status = "down"
+	StatusError   Status = "error"
+)
+
+// NodeStatus is a node's configuration and its current state.
+type NodeStatus struct {
+	Node   Node
+	Status Status
+	// Reason explains StatusError (bind failure, unreachable hypervisor…).
+	Reason string
+}
+
+// ErrUnknownNode is returned for a node name the manager does not hold.
+var ErrUnknownNode = errors.New("no such node")
+
+type managedNode struct {
+	node     Node
+	status   Status
+	reason   string
+	machine  Machine
+	frontend Frontend
+	done     chan struct{} // closed when Serve has returned
+}
+
+// Manager runs a fleet of nodes: it builds each node's machine and frontend
+// and keeps track of which are running.
+type Manager struct {
+	machines  MachineFactory
+	frontends FrontendFactory
+	log       *slog.Logger
+
+	opMu  sync.Mutex // serialises Start and Stop so a node is never brought up twice
+	mu    sync.Mutex // guards nodes
+	nodes map[string]*managedNode
+}
+
+// NewManager returns an empty manager using the given factories.
+func NewManager(machines MachineFactory, frontends FrontendFactory, log *slog.Logger) *Manager {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Manager{machines: machines, frontends: frontends, log: log, nodes: map[string]*managedNode{}}
+}
+
+// Add registers a node (stopped). It is refused when invalid or when its name
+// or listen address clashes with a node already held.
+func (m *Manager) Add(n Node) error {
+	n.ApplyDefaults()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	fleet := make([]Node, 0, len(m.nodes)+1)
+	for _, mn := range m.nodes {
+		fleet = append(fleet, mn.node)
+	}
+	sort.Slice(fleet, func(i, j int) bool { return fleet[i].Name < fleet[j].Name })
+	if err := ValidateFleet(append(fleet, n)); err != nil {
+		return err
+	}
+	m.nodes[n.Name] = &managedNode{node: n, status: StatusDown}
+	return nil
+}
+
+// Start brings a node up: its machine, then its listener. Starting a running
+// node does nothing. A failure leaves the node in StatusError with the reason.
+func (m *Manager) Start(ctx context.Context, name string) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	m.mu.Lock()
+	mn, ok := m.nodes[name]
+	if !ok {
+		m.mu.Unlock()
+		return fmt.Errorf("start %q: %w", name, ErrUnknownNode)
+	}
+	if mn.status == StatusRunning {
+		m.mu.Unlock()
+		return nil
+	}
+	node := mn.node
+	m.mu.Unlock()
+
+	machine, err := m.machines(ctx, node)
+	if err != nil {
+		return m.fail(name, fmt.Errorf("node %q: machine: %w", name, err))
+	}
+	fe, err := m.frontends(node, machine)
+	if err != nil {
+		_ = machine.Close()
+		return m.fail(name, fmt.Errorf("node %q: listen %s: %w", name, node.ListenAddr(), err))
+	}
+	done := make(chan struct{})
+	m.mu.Lock()
+	mn.status, mn.reason, mn.machine, mn.frontend, mn.done = StatusRunning, "", machine, fe, done
+	m.mu.Unlock()
+
+	go func() {
+		defer close(done)
+		if err := fe.Serve(context.WithoutCancel(ctx)); err != nil {
+			m.log.Error("node stopped serving", "node", name, "err", err)
+			_ = m.fail(name, err)
+		}
+	}()
+	m.log.Info("node started", "node", name, "listen", node.ListenAddr(), "backend", node.Backend.Type)
+	return nil
+}
+
+func (m *Manager) fail(name string, err error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mn, ok := m.nodes[name]; ok {
+		mn.status, mn.reason = StatusError, err.Error()
+	}
+	m.log.Error("node failed", "node", name, "err", err)
+	return err
+}
+
+// Stop takes a node down; stopping a stopped node does nothing.
+func (m *Manager) Stop(name string) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	m.mu.Lock()
+	mn, ok := m.nodes[name]
+	if !ok {
+		m.mu.Unlock()
+		return fmt.Errorf("stop %q: %w", name, ErrUnknownNode)
+	}
+	fe, machine, done := mn.frontend, mn.machine, mn.done
+	mn.status, mn.reason, mn.frontend, mn.machine, mn.done = StatusDown, "", nil, nil, nil
+	m.mu.Unlock()
+
+	var errs []error
+	if fe != nil {
+		if err := fe.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close listener: %w", err))
+		}
+		<-done
+	}
+	if machine != nil {
+		if err := machine.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close machine: %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("stop %q: %w", name, errors.Join(errs...))
+	}
+	m.log.Info("node stopped", "node", name)
+	return nil
+}
+
+// Machine returns the running machine of a node, or nil.
+func (m *Manager) Machine(name string) Machine {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mn, ok := m.nodes[name]; ok {
+		return mn.machine
+	}
+	return nil
+}
+
+// List returns every node with its state, sorted by name.
+func (m *Manager) List() []NodeStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]NodeStatus, 0, len(m.nodes))
+	for _, mn := range m.nodes {
+		out = append(out, NodeStatus{Node: mn.node, Status: mn.status, Reason: mn.reason})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node.Name < out[j].Node.Name })
+	return out
+}
+
+// Close stops every node.
+func (m *Manager) Close() error {
+	var errs []error
+	for _, st := range m.List() {
+		if err := m.Stop(st.Node.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

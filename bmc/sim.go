@@ -1,0 +1,287 @@
+package bmc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// BootRecord describes one boot of a simulated machine.
+type BootRecord struct {
+	// Device is what the machine booted from (its default disk when no override was set).
+	Device BootDevice
+	// EFI is whether it booted in EFI mode.
+	EFI bool
+	// Override is whether the device came from a BMC boot override.
+	Override bool
+}
+
+// SimMachine is a simulated server: it powers on and off, honours a soft off
+// after a delay like a guest OS would, consumes a next-boot-only override on
+// the boot that uses it, and prints what it boots from on its serial console.
+// It is the default backend, so that govbmc works without libvirt.
+type SimMachine struct {
+	name         string
+	uuid         UUID
+	softOffDelay time.Duration
+	console      *ConsoleBuffer
+
+	mu       sync.Mutex
+	state    PowerState
+	epoch    uint64 // bumped on every power transition; stale soft-off timers check it
+	override BootOverride
+	boots    []BootRecord
+	fault    error
+	timer    *time.Timer
+}
+
+// NewSimMachine returns a powered-off simulated machine for a node.
+func NewSimMachine(n Node) (*SimMachine, error) {
+	u := DeriveUUID(n.Name)
+	if n.Identity.UUID != "" {
+		var err error
+		if u, err = ParseUUID(n.Identity.UUID); err != nil {
+			return nil, fmt.Errorf("node %q: %w", n.Name, err)
+		}
+	}
+	delay := n.Backend.SoftOffDelay
+	if delay == 0 {
+		delay = DefaultSoftOffDelay
+	}
+	m := &SimMachine{name: n.Name, uuid: u, softOffDelay: delay}
+	// The simulated guest echoes what is typed on its console.
+	m.console = NewConsoleBuffer(DefaultConsoleBacklog, func(p []byte) { _, _ = m.console.Write(p) })
+	return m, nil
+}
+
+// SetFault makes every later operation fail with err (nil clears it), the way
+// an unreachable hypervisor would; it exists to exercise error paths.
+func (m *SimMachine) SetFault(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fault = err
+}
+
+// Boots returns every boot the machine has made, oldest first.
+func (m *SimMachine) Boots() []BootRecord {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]BootRecord(nil), m.boots...)
+}
+
+// begin locks the machine for an operation and returns the injected fault, if any.
+func (m *SimMachine) begin(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.fault != nil {
+		err := m.fault
+		m.mu.Unlock()
+		return fmt.Errorf("simulated machine %q: %w", m.name, err)
+	}
+	return nil
+}
+
+// PowerState reports whether the machine is on.
+func (m *SimMachine) PowerState(ctx context.Context) (PowerState, error) {
+	if err := m.begin(ctx); err != nil {
+		return PowerOff, err
+	}
+	defer m.mu.Unlock()
+	return m.state, nil
+}
+
+// PowerOn powers the machine on and boots it.
+func (m *SimMachine) PowerOn(ctx context.Context) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if m.state == PowerOn {
+		return nil
+	}
+	m.setStateLocked(PowerOn)
+	m.bootLocked()
+	return nil
+}
+
+// PowerOff cuts power at once.
+func (m *SimMachine) PowerOff(ctx context.Context) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	m.powerOffLocked("Power off")
+	return nil
+}
+
+// SoftOff starts a guest shutdown that completes after the configured delay.
+func (m *SimMachine) SoftOff(ctx context.Context) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if m.state == PowerOff || m.timer != nil {
+		return nil
+	}
+	m.consolef("ACPI power button pressed: the system is going down for power off\r\n")
+	epoch := m.epoch
+	m.timer = time.AfterFunc(m.softOffDelay, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.epoch == epoch {
+			m.powerOffLocked("Reached target Power-Off")
+		}
+	})
+	return nil
+}
+
+// Reset reboots a running machine.
+func (m *SimMachine) Reset(ctx context.Context) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if m.state != PowerOn {
+		return ErrPoweredOff
+	}
+	m.setStateLocked(PowerOn)
+	m.consolef("\r\nHard reset\r\n")
+	m.bootLocked()
+	return nil
+}
+
+// PowerCycle powers the machine off (when on) and on again.
+func (m *SimMachine) PowerCycle(ctx context.Context) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	m.powerOffLocked("Power cycle")
+	m.setStateLocked(PowerOn)
+	m.bootLocked()
+	return nil
+}
+
+// DiagnosticInterrupt delivers an NMI to a running machine.
+func (m *SimMachine) DiagnosticInterrupt(ctx context.Context) error {
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if m.state != PowerOn {
+		return ErrPoweredOff
+	}
+	m.consolef("Uhhuh. NMI received for unknown reason 3d on CPU 0.\r\n")
+	return nil
+}
+
+// BootOverride returns the override the next boot will use.
+func (m *SimMachine) BootOverride(ctx context.Context) (BootOverride, error) {
+	if err := m.begin(ctx); err != nil {
+		return BootOverride{}, err
+	}
+	defer m.mu.Unlock()
+	return m.override, nil
+}
+
+// SetBootOverride stores the override for the next (or every) boot.
+func (m *SimMachine) SetBootOverride(ctx context.Context, o BootOverride) error {
+	if _, ok := bootDeviceNames[o.Device]; !ok {
+		return fmt.Errorf("boot device %d: %w", int(o.Device), ErrInvalidArgument)
+	}
+	if err := m.begin(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	m.override = o
+	return nil
+}
+
+// UUID returns the machine's UUID.
+func (m *SimMachine) UUID(ctx context.Context) (UUID, error) {
+	if err := m.begin(ctx); err != nil {
+		return UUID{}, err
+	}
+	defer m.mu.Unlock()
+	return m.uuid, nil
+}
+
+// OpenConsole attaches to the simulated serial console.
+func (m *SimMachine) OpenConsole(ctx context.Context) (io.ReadWriteCloser, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, err
+	}
+	m.mu.Unlock()
+	return m.console.Attach()
+}
+
+// Close stops a pending soft off.
+func (m *SimMachine) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stopTimerLocked()
+	return nil
+}
+
+func (m *SimMachine) setStateLocked(s PowerState) {
+	m.state = s
+	m.epoch++
+	m.stopTimerLocked()
+}
+
+func (m *SimMachine) stopTimerLocked() {
+	if m.timer != nil {
+		m.timer.Stop()
+		m.timer = nil
+	}
+}
+
+func (m *SimMachine) powerOffLocked(why string) {
+	if m.state == PowerOff {
+		return
+	}
+	m.consolef("\r\n%s\r\n", why)
+	m.setStateLocked(PowerOff)
+}
+
+// bootLocked performs a boot: the override chooses the device, and a
+// next-boot-only override is consumed by it.
+func (m *SimMachine) bootLocked() {
+	rec := BootRecord{Device: BootDisk, EFI: m.override.EFI}
+	if m.override.Active() {
+		rec.Device = m.override.Device
+		rec.Override = true
+	}
+	if !m.override.Persistent {
+		m.override = BootOverride{}
+	}
+	m.boots = append(m.boots, rec)
+	mode := "Legacy BIOS"
+	if rec.EFI {
+		mode = "UEFI"
+	}
+	m.consolef("\r\ngovbmc simulated firmware (%s), system %s\r\n", mode, m.uuid)
+	m.consolef("Booting from %s...\r\n", bootBanner[rec.Device])
+}
+
+var bootBanner = map[BootDevice]string{
+	BootPXE:          "PXE (network)",
+	BootDisk:         "Hard Disk",
+	BootDiskSafe:     "Hard Disk (safe mode)",
+	BootDiagnostic:   "Diagnostic Partition",
+	BootCDROM:        "CD/DVD",
+	BootBIOSSetup:    "BIOS Setup",
+	BootRemoteFloppy: "Remote Floppy",
+	BootRemoteCDROM:  "Remote CD/DVD",
+	BootRemoteMedia:  "Remote Media",
+	BootRemoteDisk:   "Remote Hard Disk",
+	BootFloppy:       "Floppy",
+}
+
+func (m *SimMachine) consolef(format string, args ...any) {
+	_, _ = fmt.Fprintf(m.console, format, args...)
+}

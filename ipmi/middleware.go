@@ -1,0 +1,56 @@
+package ipmi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/bougou/go-ipmi/pkg/handlers"
+	"github.com/bougou/go-ipmi/pkg/types"
+)
+
+// recoverMiddleware turns a panic in a handler into completion code 0xFF and
+// an error log, so one bad request can never take the daemon down.
+func recoverMiddleware(log *slog.Logger) handlers.Middleware {
+	return func(next handlers.Handler) handlers.Handler {
+		return handlers.HandlerFunc(func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) (resp []byte, cc types.CompletionCode, err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					log.Error("handler panicked", "command", commandName(hctx), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+					resp, cc, err = nil, types.CodeUnspecifiedError, fmt.Errorf("handler panic: %v", r)
+				}
+			}()
+			return next.Handle(ctx, hctx, req)
+		})
+	}
+}
+
+// traceMiddleware logs every dispatched command at debug level with the user
+// and the completion code (never the request data, which may hold secrets).
+func traceMiddleware(log *slog.Logger) handlers.Middleware {
+	return func(next handlers.Handler) handlers.Handler {
+		return handlers.HandlerFunc(func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
+			resp, cc, err := next.Handle(ctx, hctx, req)
+			if log.Enabled(ctx, slog.LevelDebug) {
+				user := ""
+				if hctx != nil && hctx.User != nil {
+					user = hctx.User.Name
+				}
+				log.Debug("ipmi command", "command", commandName(hctx), "user", user, "cc", fmt.Sprintf("0x%02x", uint8(cc)))
+			}
+			return resp, cc, err
+		})
+	}
+}
+
+func commandName(hctx *handlers.HandlerContext) string {
+	if hctx == nil {
+		return "?"
+	}
+	c := hctx.Command
+	if c.Name != "" {
+		return c.Name
+	}
+	return fmt.Sprintf("netfn=0x%02x cmd=0x%02x", uint8(c.NetFn), c.ID)
+}

@@ -1,0 +1,198 @@
+// Package ipmi is govbmc's IPMI-over-LAN front end: one UDP listener per node
+// on go-ipmi's server (RMCP, RMCP+, RAKP, cipher suites and IPMI 1.5 come from
+// go-ipmi), with handlers that drive a bmc.Machine where go-ipmi's defaults
+// are wrong for a virtual BMC.
+package ipmi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gobmc "github.com/bougou/go-ipmi/pkg/bmc"
+	"github.com/bougou/go-ipmi/pkg/handlers"
+	"github.com/bougou/go-ipmi/pkg/server"
+	"github.com/bougou/go-ipmi/pkg/types"
+	"github.com/govbmc/govbmc/bmc"
+)
+
+// DefaultOpTimeout bounds one machine operation. ipmitool waits 2 s per try
+// by default and Ironic runs it with -N 5 -R 1, so an answer must come back
+// well within that: a slower backend gets 0xC0 (retry), not silence.
+const DefaultOpTimeout = 4 * time.Second
+
+// maxSessions bounds the concurrent RMCP+ sessions of one node.
+const maxSessions = 32
+
+// lanChannel is the channel number of the LAN channel go-ipmi models.
+const lanChannel = 1
+
+// Options tune a Server beyond its node configuration.
+type Options struct {
+	// Logger receives the node's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// OpTimeout bounds each machine operation; zero means DefaultOpTimeout.
+	OpTimeout time.Duration
+}
+
+// Server is one node's BMC: a UDP listener speaking IPMI 1.5 and 2.0 in
+// front of a machine.
+type Server struct {
+	node    bmc.Node
+	conn    *net.UDPConn
+	srv     *server.Server
+	log     *slog.Logger
+	closing sync.Once
+}
+
+// New binds the node's UDP listener and prepares its BMC; Serve starts
+// answering. The listener is bound here so that a port clash is reported at
+// once, naming the address.
+func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("node", node.Name)
+	if opts.OpTimeout <= 0 {
+		opts.OpTimeout = DefaultOpTimeout
+	}
+
+	suites, err := cipherSuites(node)
+	if err != nil {
+		return nil, err
+	}
+	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m})
+	// go-ipmi allows the spec's minimum of 4 RMCP+ sessions; Ironic's power
+	// sync, an operator and a console easily need more at once.
+	state.Sessions = gobmc.NewSessionStoreWithOptions(state.Clock(), gobmc.WithMaxSessions(maxSessions))
+	state.Sessions.SetOnRemove(state.SOL.DeactivateBySession)
+	state.SetCipherSuites(suites)
+	if node.DisableIPMIv15 {
+		gobmc.WithV15Disabled()(state)
+	}
+	if err := addUsers(state, node.Users); err != nil {
+		return nil, fmt.Errorf("node %q: %w", node.Name, err)
+	}
+
+	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout}
+	reg := handlers.NewRegistry()
+	reg.Use(recoverMiddleware(log))
+	reg.Use(traceMiddleware(log))
+	handlers.RegisterAllHandlers(reg)
+	h.register(reg)
+
+	addr, err := net.ResolveUDPAddr("udp", node.ListenAddr())
+	if err != nil {
+		return nil, fmt.Errorf("node %q: resolve %s: %w", node.Name, node.ListenAddr(), err)
+	}
+	udp, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("node %q: listen on %s: %w", node.Name, node.ListenAddr(), err)
+	}
+	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
+	// port that SOL activation reports.
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state}, server.WithHandlerRegistry(reg))
+	return &Server{node: node, conn: udp, srv: srv, log: log}, nil
+}
+
+// Addr is the address the listener is bound to (with the real port when the
+// node asked for port 0).
+func (s *Server) Addr() *net.UDPAddr { return s.conn.LocalAddr().(*net.UDPAddr) }
+
+// Serve answers IPMI requests until ctx ends or Close is called.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
+	defer stop()
+	err := s.srv.Serve(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("node %q: serve: %w", s.node.Name, err)
+	}
+	return nil
+}
+
+// Close stops the listener; Serve returns.
+func (s *Server) Close() error {
+	var err error
+	s.closing.Do(func() { err = s.srv.Close() })
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("node %q: close: %w", s.node.Name, err)
+	}
+	return nil
+}
+
+func deviceInfo(node bmc.Node) gobmc.DeviceInfo {
+	return gobmc.DeviceInfo{
+		DeviceID:                0x20,
+		DeviceRevision:          0x01,
+		FirmwareMajor:           0x01,
+		FirmwareMinor:           0x00,
+		IPMIVersion:             0x02, // IPMI 2.0, BCD nibbles minor:major
+		ManufacturerID:          node.Identity.ManufacturerID,
+		ProductID:               node.Identity.ProductID,
+		AdditionalDeviceSupport: 0x80, // chassis device
+	}
+}
+
+func cipherSuites(node bmc.Node) ([]types.CipherSuiteID, error) {
+	var ids []types.CipherSuiteID
+	for _, n := range node.EffectiveCipherSuites() {
+		id := types.CipherSuiteID(n)
+		// Node validation already refuses suite 0; go-ipmi panics on a
+		// suite it cannot negotiate, so check again rather than crash.
+		if n == 0 || !gobmc.SupportedCipherSuite(id) {
+			return nil, &bmc.FieldError{Node: node.Name, Field: "cipher_suites", Err: fmt.Errorf("cipher suite %d is not supported", n)}
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// addUsers installs the node's accounts as user IDs 2, 3, …; ID 1, the
+// anonymous user, stays absent so a null user name never gets a session.
+func addUsers(state *gobmc.BMC, users []bmc.User) error {
+	for i, u := range users {
+		gu, err := state.Users.Add(uint8(i+2), u.Name)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", u.Name, err)
+		}
+		gu.SetPassword([]byte(u.Password))
+		gu.Enabled = true
+		gu.ChannelAccess[lanChannel] = gobmc.UserChannelAccess{
+			MaxPrivilege: gobmc.PrivilegeLevel(u.Privilege),
+			Enabled:      true,
+		}
+	}
+	return nil
+}
+
+// nodeHandlers are the command handlers govbmc registers over go-ipmi's,
+// bound to one node's machine.
+type nodeHandlers struct {
+	machine   bmc.Machine
+	log       *slog.Logger
+	opTimeout time.Duration
+	boot      bootParams
+	// lastPowerOnByCommand feeds Get Chassis Status' last power event.
+	lastPowerOnByCommand atomic.Bool
+}
+
+func (h *nodeHandlers) register(reg *handlers.Registry) {
+	reg.RegisterFunc(types.CommandChassisControl, h.chassisControl)
+	reg.RegisterFunc(types.CommandGetChassisStatus, h.chassisStatus)
+	reg.RegisterFunc(types.CommandSetSystemBootOptions, h.setBootOptions)
+	reg.RegisterFunc(types.CommandGetSystemBootOptions, h.getBootOptions)
+	reg.RegisterFunc(types.CommandGetSystemGUID, h.systemGUID)
+	reg.RegisterFunc(types.CommandColdReset, h.bmcReset)
+	reg.RegisterFunc(types.CommandWarmReset, h.bmcReset)
+}
+
+// opContext bounds one machine operation.
+func (h *nodeHandlers) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, h.opTimeout)
+}

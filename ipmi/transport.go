@@ -1,0 +1,70 @@
+package ipmi
+
+import (
+	"encoding/binary"
+	"net"
+
+	gobmc "github.com/bougou/go-ipmi/pkg/bmc"
+	"github.com/bougou/go-ipmi/pkg/handlers"
+)
+
+// conn is the node's UDP socket as go-ipmi's server sees it. It passes
+// everything through except one fix on the way out:
+//
+// go-ipmi sends the IPMI 1.5 Activate Session response with the new session
+// ID in the session header. freeipmi (libfreeipmi: ipmi-chassis, ipmi-sensors,
+// ipmiconsole…) only accepts a response whose header carries the temporary
+// session ID its request used, as real BMCs send it, and retransmits until
+// "password verification timeout" otherwise. go-ipmi's server has no hook
+// between building and sending that packet, so the transport — its extension
+// point — rewrites the header's session ID and re-signs the authentication
+// code. ipmitool accepts both forms.
+type conn struct {
+	*net.UDPConn
+	state *gobmc.BMC
+}
+
+// IPMI 1.5 LAN packet layout (IPMI 2.0 §13.6): RMCP header, then the session
+// header: auth type, sequence (4), session ID (4), auth code (16 unless auth
+// type NONE), message length, message.
+const (
+	rmcpHeaderLen   = 4
+	v15AuthTypeOff  = rmcpHeaderLen
+	v15SeqOff       = v15AuthTypeOff + 1
+	v15SessionIDOff = v15SeqOff + 4
+	v15AuthCodeOff  = v15SessionIDOff + 4
+	v15AuthCodeLen  = 16
+	v15MsgLenOff    = v15AuthCodeOff + v15AuthCodeLen
+	v15MsgOff       = v15MsgLenOff + 1
+	authTypeRMCPP   = 0x06
+	netFnAppResp    = 0x07
+)
+
+func (c *conn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	c.fixActivateSession(p)
+	return c.UDPConn.WriteTo(p, addr)
+}
+
+// fixActivateSession rewrites, in place, a successful authenticated IPMI 1.5
+// Activate Session response to carry the temporary session ID.
+func (c *conn) fixActivateSession(p []byte) {
+	if len(p) < v15MsgOff+8 || p[3]&0x1F != 0x07 || p[v15AuthTypeOff] == 0 || p[v15AuthTypeOff] == authTypeRMCPP {
+		return
+	}
+	msg := p[v15MsgOff:]
+	if int(p[v15MsgLenOff]) != len(msg) || msg[1]>>2 != netFnAppResp || msg[5] != handlers.CmdActivateSession || msg[6] != 0 {
+		return
+	}
+	sid := binary.LittleEndian.Uint32(p[v15SessionIDOff:])
+	sess, err := c.state.V15Sessions.Get(sid)
+	if err != nil || sess.User == nil || sess.TempSessionID == 0 {
+		return
+	}
+	seq := binary.LittleEndian.Uint32(p[v15SeqOff:])
+	code := handlers.GenV15AuthCode(sess.User.PasswordV15Padded(), sess.AuthType, sess.TempSessionID, msg, seq)
+	if len(code) != v15AuthCodeLen {
+		return
+	}
+	binary.LittleEndian.PutUint32(p[v15SessionIDOff:], sess.TempSessionID)
+	copy(p[v15AuthCodeOff:], code)
+}
