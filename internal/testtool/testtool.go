@@ -1,0 +1,41 @@
+// Package testtool finds and runs the real external programs (ipmitool,
+// freeipmi) that govbmc's tests drive.
+package testtool
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// Require returns the path of an external program. When it is missing the
+// test is skipped, except under CI=true, where a missing real dependency is
+// a failure: `make test` and .ci/run install it.
+func Require(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed (CI=true: real dependencies must be present; run `make test` to install them): %v", name, err)
+	}
+	t.Skipf("%s is not installed; `make test` installs it", name)
+	return ""
+}
+
+// Run runs a program with a deadline and returns its combined output.
+func Run(t testing.TB, timeout time.Duration, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Require(t, name), args...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	return out.String(), err
+}
