@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bougou/go-ipmi/pkg/types"
 	"github.com/govbmc/govbmc/bmc"
 )
 
@@ -103,16 +104,17 @@ func TestIpmitoolChassisStatusMCInfoGUID(t *testing.T) {
 var bootDevices = []struct {
 	arg   string
 	dev   bmc.BootDevice
+	sel   types.BootDeviceSelector
 	text  string
 	byte2 string
 }{
-	{"pxe", bmc.BootPXE, "Force PXE", "04"},
-	{"disk", bmc.BootDisk, "Force Boot from default Hard-Drive", "08"},
-	{"safe", bmc.BootDiskSafe, "Force Boot from default Hard-Drive, request Safe-Mode", "0c"},
-	{"diag", bmc.BootDiagnostic, "Force Boot from Diagnostic Partition", "10"},
-	{"cdrom", bmc.BootCDROM, "Force Boot from CD/DVD", "14"},
-	{"bios", bmc.BootBIOSSetup, "Force Boot into BIOS Setup", "18"},
-	{"floppy", bmc.BootFloppy, "Force Boot from Floppy/primary removable media", "3c"},
+	{"pxe", bmc.BootPXE, types.BootDeviceSelectorForcePXE, "Force PXE", "04"},
+	{"disk", bmc.BootDisk, types.BootDeviceSelectorForceHardDrive, "Force Boot from default Hard-Drive", "08"},
+	{"safe", bmc.BootDiskSafe, types.BootDeviceSelectorForceHardDriveSafe, "Force Boot from default Hard-Drive, request Safe-Mode", "0c"},
+	{"diag", bmc.BootDiagnostic, types.BootDeviceSelectorForceDiagnosticPartition, "Force Boot from Diagnostic Partition", "10"},
+	{"cdrom", bmc.BootCDROM, types.BootDeviceSelectorForceCDROM, "Force Boot from CD/DVD", "14"},
+	{"bios", bmc.BootBIOSSetup, types.BootDeviceSelectorForceBIOSSetup, "Force Boot into BIOS Setup", "18"},
+	{"floppy", bmc.BootFloppy, types.BootDeviceSelectorForceFloppy, "Force Boot from Floppy/primary removable media", "3c"},
 }
 
 var bootOptions = []struct {
