@@ -137,3 +137,40 @@ func TestGoIPMIClientPrivileges(t *testing.T) {
 		t.Fatal("wrong password got a session")
 	}
 }
+
+// TestMalformedRequestsGetTheRightCompletionCode: bad requests are refused
+// with the code the spec names and change nothing.
+func TestMalformedRequestsGetTheRightCompletionCode(t *testing.T) {
+	n := startNode(t)
+	c, err := n.connect(admin, client.InterfaceLanplus, types.PrivilegeLevelAdministrator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		cmd  uint8
+		data []byte
+		cc   uint8
+	}{
+		{"chassis control without data", 0x02, nil, 0xC7},
+		{"chassis control reserved directive", 0x02, []byte{0x06}, 0xCC},
+		{"boot flags too short", 0x08, []byte{0x05, 0x80, 0x04}, 0xC7},
+		{"boot flags reserved device", 0x08, []byte{0x05, 0x80, 0x0A << 2, 0, 0, 0}, 0xCC},
+		{"set in progress reserved value", 0x08, []byte{0x00, 0x03}, 0xCC},
+		{"unsupported boot parameter", 0x08, []byte{0x01, 0x00}, 0x80},
+		{"get unsupported boot parameter", 0x09, []byte{0x07, 0, 0}, 0x80},
+		{"set boot options without data", 0x08, nil, 0xC7},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.RawCommand(context.Background(), types.NetFnChassisRequest, tc.cmd, tc.data, tc.name)
+			var rerr *types.ResponseError
+			if !errors.As(err, &rerr) || uint8(rerr.CompletionCode()) != tc.cc {
+				t.Fatalf("err=%v, want completion code %#02x", err, tc.cc)
+			}
+		})
+	}
+	if n.power() != bmc.PowerOff || n.override().Active() {
+		t.Fatal("a malformed request changed the machine")
+	}
+}

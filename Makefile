@@ -1,0 +1,35 @@
+# govbmc — a virtual BMC for libvirt VMs.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/govbmc/govbmc/internal/version.Version=$(VERSION)
+BIN      := bin
+
+.PHONY: all build run test test-deps vet fmt clean
+
+all: build
+
+## build: compile bin/vbmc and bin/vbmcd
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/vbmc ./cmd/vbmcd
+
+## run: serve the simulated demo fleet (configs/demo.yaml) in the foreground
+run: build
+	$(BIN)/vbmcd --config configs/demo.yaml
+
+## test-deps: install the real IPMI clients the tests drive (apt, when missing)
+test-deps:
+	scripts/install-test-deps.sh
+
+## test: install what the tests need, then vet and run every test
+test: test-deps vet
+	$(GO) test -race -count=1 ./...
+
+vet:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf $(BIN)

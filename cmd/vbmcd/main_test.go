@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/govbmc/govbmc/internal/testtool"
+)
+
+// buildDaemon compiles vbmcd once for the tests of this package.
+var buildDaemon = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "vbmcd-test")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "vbmcd")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// freeUDPPorts returns n loopback UDP ports that were free a moment ago.
+func freeUDPPorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var conns []*net.UDPConn
+	for i := 0; i < n; i++ {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		ports = append(ports, c.LocalAddr().(*net.UDPAddr).Port)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	return ports
+}
+
+// demoConfigOnPorts is configs/demo.yaml with its ports moved, so the test
+// does not collide with a `make run` on the same machine.
+func demoConfigOnPorts(t *testing.T, ports []int) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../configs/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	for i, p := range ports {
+		s = strings.Replace(s, fmt.Sprintf("port: %d", 6230+i), fmt.Sprintf("port: %d", p), 1)
+	}
+	return writeConfig(t, s)
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fleet.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type daemon struct {
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+	mu   *sync.Mutex
+	done chan error
+}
+
+func startDaemon(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	bin, err := buildDaemon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{logs: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(bin, args...)
+	w := lockedWriter{d.mu, d.logs}
+	d.cmd.Stdout, d.cmd.Stderr = w, w
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		if t.Failed() {
+			t.Logf("vbmcd output:\n%s", d.output())
+		}
+	})
+	return d
+}
+
+func (d *daemon) output() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.logs.String()
+}
+
+func (d *daemon) waitFor(t *testing.T, text string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.output(), text) {
+		select {
+		case err := <-d.done:
+			d.done <- err
+			t.Fatalf("vbmcd exited (%v) before logging %q", err, text)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vbmcd did not log %q", text)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestDaemonServesDemoFleetAndStopsOnSIGTERM(t *testing.T) {
+	ports := freeUDPPorts(t, 4)
+	d := startDaemon(t, "--config", demoConfigOnPorts(t, ports))
+	d.waitFor(t, "vbmcd serving")
+	for i, p := range ports {
+		out, err := testtool.Run(t, 30*time.Second, "ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", fmt.Sprint(p), "-U", "admin", "-P", "password", "power", "status")
+		if err != nil || !strings.Contains(out, "Chassis Power is off") {
+			t.Fatalf("node-%d power status: %v\n%s", i, err, out)
+		}
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.done:
+		d.done <- err
+		if err != nil {
+			t.Fatalf("vbmcd exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("vbmcd did not stop on SIGTERM")
+	}
+	if !strings.Contains(d.output(), "vbmcd stopped") {
+		t.Fatal("no clean stop logged")
+	}
+	if strings.Contains(d.output(), "password=") {
+		t.Fatal("a password reached the log")
+	}
+}
+
+func TestDaemonRefusesBadConfig(t *testing.T) {
+	node := func(name string, port int, extra string) string {
+		return fmt.Sprintf("  - name: %s\n    address: 127.0.0.1\n    port: %d\n    users:\n      - {name: admin, password: password}\n%s", name, port, extra)
+	}
+	cases := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"unknown key", "nodes:\n" + node("n1", 7001, "    colour: blue\n"), []string{"colour", "not found"}},
+		{"duplicate port", "nodes:\n" + node("n1", 7001, "") + node("n2", 7001, ""), []string{`node "n2"`, "port", `node "n1"`}},
+		{"missing password", "nodes:\n  - name: n1\n    address: 127.0.0.1\n    port: 7001\n    users:\n      - {name: admin}\n", []string{`node "n1"`, "users[0].password", "missing"}},
+		{"unknown cipher suite", "nodes:\n" + node("n1", 7001, "    cipher_suites: [3, 42]\n"), []string{`node "n1"`, "cipher_suites", "42"}},
+		{"cipher suite 0", "nodes:\n" + node("n1", 7001, "    cipher_suites: [0]\n"), []string{`node "n1"`, "cipher_suites", "suite 0"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := startDaemon(t, "--config", writeConfig(t, c.yaml))
+			select {
+			case err := <-d.done:
+				d.done <- err
+				if err == nil {
+					t.Fatal("vbmcd accepted a bad config")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("vbmcd kept running on a bad config")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(d.output(), w) {
+					t.Errorf("error lacks %q:\n%s", w, d.output())
+				}
+			}
+		})
+	}
+}
+
+func TestDaemonKeepsOtherNodesWhenAPortIsTaken(t *testing.T) {
+	ports := freeUDPPorts(t, 2)
+	squatter, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ports[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squatter.Close()
+	cfg := fmt.Sprintf(`nodes:
+  - {name: taken, address: 127.0.0.1, port: %d, users: [{name: admin, password: password}]}
+  - {name: free, address: 127.0.0.1, port: %d, users: [{name: admin, password: password}]}
+`, ports[0], ports[1])
+	d := startDaemon(t, "--config", writeConfig(t, cfg))
+	d.waitFor(t, "vbmcd serving")
+	mustLog := []string{`node=taken`, fmt.Sprintf("127.0.0.1:%d", ports[0]), "address already in use"}
+	for _, w := range mustLog {
+		if !strings.Contains(d.output(), w) {
+			t.Errorf("log lacks %q", w)
+		}
+	}
+	out, err := testtool.Run(t, 30*time.Second, "ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", fmt.Sprint(ports[1]), "-U", "admin", "-P", "password", "power", "on")
+	if err != nil || !strings.Contains(out, "Up/On") {
+		t.Fatalf("the other node: %v\n%s", err, out)
+	}
+}

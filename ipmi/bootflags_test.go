@@ -1,0 +1,60 @@
+package ipmi
+
+import (
+	"testing"
+
+	"github.com/govbmc/govbmc/bmc"
+)
+
+func TestBootFlagsRoundTrip(t *testing.T) {
+	for sel, dev := range bootSelectors {
+		for _, persistent := range []bool{false, true} {
+			for _, efi := range []bool{false, true} {
+				o := bmc.BootOverride{Device: dev, Persistent: persistent, EFI: efi}
+				f := flagsFromOverride(o)
+				if got := (f[1] >> 2) & 0x0F; got != sel {
+					t.Errorf("%+v encodes selector %#x, want %#x", o, got, sel)
+				}
+				back, ok := overrideFromFlags(f)
+				if !ok {
+					t.Fatalf("%+v: flags % x do not decode", o, f)
+				}
+				// No device and not persistent is "no override": the EFI bit
+				// alone does not make the flags valid.
+				want := o
+				if dev == bmc.BootNone && !persistent {
+					want = bmc.BootOverride{}
+				}
+				if back != want {
+					t.Errorf("%+v -> % x -> %+v", o, f, back)
+				}
+			}
+		}
+	}
+}
+
+func TestBootFlagsDecode(t *testing.T) {
+	cases := []struct {
+		flags [5]byte
+		want  bmc.BootOverride
+		ok    bool
+	}{
+		{[5]byte{0xE0, 0x04}, bmc.BootOverride{Device: bmc.BootPXE, Persistent: true, EFI: true}, true},
+		{[5]byte{0xA0, 0x08}, bmc.BootOverride{Device: bmc.BootDisk, EFI: true}, true},
+		{[5]byte{0x80, 0x14}, bmc.BootOverride{Device: bmc.BootCDROM}, true},
+		{[5]byte{0xC0, 0x3C}, bmc.BootOverride{Device: bmc.BootFloppy, Persistent: true}, true},
+		// CMOS clear and lock keyboard bits beside the selector do not change the device.
+		{[5]byte{0x80, 0x04 | 0x80 | 0x40}, bmc.BootOverride{Device: bmc.BootPXE}, true},
+		// Valid bit clear: no override, whatever else is set.
+		{[5]byte{0x60, 0x04}, bmc.BootOverride{}, true},
+		// Reserved selectors 0Ah, 0Ch-0Eh.
+		{[5]byte{0x80, 0x0A << 2}, bmc.BootOverride{}, false},
+		{[5]byte{0x80, 0x0D << 2}, bmc.BootOverride{}, false},
+	}
+	for _, c := range cases {
+		got, ok := overrideFromFlags(c.flags)
+		if ok != c.ok || (ok && got != c.want) {
+			t.Errorf("% x: got %+v ok=%v, want %+v ok=%v", c.flags, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the system packages govbmc's tests drive (the real IPMI clients),
+# when they are missing. Idempotent; uses apt as root (or through sudo).
+set -euo pipefail
+
+# command -> Debian package
+declare -A need=(
+  [ipmitool]=ipmitool
+  [ipmipower]=freeipmi-tools
+  [ipmi-chassis]=freeipmi-tools
+  [ipmi-chassis-config]=freeipmi-tools
+)
+
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-test-deps: missing ${pkgs[*]} and no apt-get to install them" >&2
+  exit 1
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install-test-deps: missing ${pkgs[*]}; run as root or install them" >&2
+    exit 1
+  fi
+fi
+echo "install-test-deps: installing ${pkgs[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
