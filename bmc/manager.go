@@ -109,14 +109,18 @@ func (m *Manager) Start(ctx context.Context, name string) error {
 	node := mn.node
 	m.mu.Unlock()
 
+	// A listener that failed on its own still holds its socket and machine.
+	if err := m.release(mn); err != nil {
+		m.log.Warn("releasing the failed node", "node", name, "err", err)
+	}
 	machine, err := m.machines(ctx, node)
 	if err != nil {
-		return m.fail(name, fmt.Errorf("node %q: machine: %w", name, err))
+		return m.fail(mn, nil, fmt.Errorf("node %q: machine: %w", name, err))
 	}
 	fe, err := m.frontends(node, machine)
 	if err != nil {
 		_ = machine.Close()
-		return m.fail(name, fmt.Errorf("node %q: listen %s: %w", name, node.ListenAddr(), err))
+		return m.fail(mn, nil, fmt.Errorf("node %q: listen %s: %w", name, node.ListenAddr(), err))
 	}
 	done := make(chan struct{})
 	m.mu.Lock()
@@ -126,21 +130,24 @@ func (m *Manager) Start(ctx context.Context, name string) error {
 	go func() {
 		defer close(done)
 		if err := fe.Serve(context.WithoutCancel(ctx)); err != nil {
-			m.log.Error("node stopped serving", "node", name, "err", err)
-			_ = m.fail(name, err)
+			_ = m.fail(mn, fe, fmt.Errorf("node %q: serve: %w", name, err))
 		}
 	}()
 	m.log.Info("node started", "node", name, "listen", node.ListenAddr(), "backend", node.Backend.Type)
 	return nil
 }
 
-func (m *Manager) fail(name string, err error) error {
+// fail puts a node in StatusError. With a frontend given, only while that
+// frontend is still the node's own: an error Serve returns because Stop
+// closed it is not a failure.
+func (m *Manager) fail(mn *managedNode, fe Frontend, err error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if mn, ok := m.nodes[name]; ok {
-		mn.status, mn.reason = StatusError, err.Error()
+	if fe != nil && mn.frontend != fe {
+		return err
 	}
-	m.log.Error("node failed", "node", name, "err", err)
+	mn.status, mn.reason = StatusError, err.Error()
+	m.log.Error("node failed", "node", mn.node.Name, "err", err)
 	return err
 }
 
@@ -154,8 +161,25 @@ func (m *Manager) Stop(name string) error {
 		m.mu.Unlock()
 		return fmt.Errorf("stop %q: %w", name, ErrUnknownNode)
 	}
+	wasUp := mn.frontend != nil
+	mn.status, mn.reason = StatusDown, ""
+	m.mu.Unlock()
+
+	if err := m.release(mn); err != nil {
+		return fmt.Errorf("stop %q: %w", name, err)
+	}
+	if wasUp {
+		m.log.Info("node stopped", "node", name)
+	}
+	return nil
+}
+
+// release detaches a node's listener and machine and closes them, waiting
+// for Serve to return. m.opMu must be held.
+func (m *Manager) release(mn *managedNode) error {
+	m.mu.Lock()
 	fe, machine, done := mn.frontend, mn.machine, mn.done
-	mn.status, mn.reason, mn.frontend, mn.machine, mn.done = StatusDown, "", nil, nil, nil
+	mn.frontend, mn.machine, mn.done = nil, nil, nil
 	m.mu.Unlock()
 
 	var errs []error
@@ -170,11 +194,7 @@ func (m *Manager) Stop(name string) error {
 			errs = append(errs, fmt.Errorf("close machine: %w", err))
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("stop %q: %w", name, errors.Join(errs...))
-	}
-	m.log.Info("node stopped", "node", name)
-	return nil
+	return errors.Join(errs...)
 }
 
 // Machine returns the running machine of a node, or nil.

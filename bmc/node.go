@@ -250,15 +250,10 @@ func (n *Node) validateBackend() error {
 }
 
 // ValidateFleet checks every node and the constraints between them: unique
-// names and no two nodes on the same address and port.
+// names and no two nodes whose listeners would collide on a port.
 func ValidateFleet(nodes []Node) error {
-	names := map[string]bool{}
-	type bind struct {
-		ip   string
-		port int
-	}
-	binds := map[bind]string{}
-	wild := map[int]string{}
+	names := make(map[string]bool, len(nodes))
+	byPort := make(map[int][]*Node, len(nodes))
 	for i := range nodes {
 		n := &nodes[i]
 		if err := n.Validate(); err != nil {
@@ -269,24 +264,26 @@ func ValidateFleet(nodes []Node) error {
 		}
 		names[n.Name] = true
 		ip := net.ParseIP(n.Address)
-		b := bind{ip.String(), n.Port}
-		if other, ok := binds[b]; ok {
-			return &FieldError{Node: n.Name, Field: "port", Err: fmt.Errorf("%s is already used by node %q", n.ListenAddr(), other)}
-		}
-		if other, ok := wild[n.Port]; ok {
-			return &FieldError{Node: n.Name, Field: "port", Err: fmt.Errorf("port %d is already used by node %q on all addresses", n.Port, other)}
-		}
-		if ip.IsUnspecified() {
-			for ob, other := range binds {
-				if ob.port == n.Port {
-					return &FieldError{Node: n.Name, Field: "port", Err: fmt.Errorf("port %d is already used by node %q", n.Port, other)}
-				}
+		for _, other := range byPort[n.Port] {
+			if bindsOverlap(ip, net.ParseIP(other.Address)) {
+				return &FieldError{Node: n.Name, Field: "port", Err: fmt.Errorf("%s collides with node %q on %s", n.ListenAddr(), other.Name, other.ListenAddr())}
 			}
-			wild[n.Port] = n.Name
 		}
-		binds[b] = n.Name
+		byPort[n.Port] = append(byPort[n.Port], n)
 	}
 	return nil
+}
+
+// bindsOverlap reports whether UDP sockets bound to a and b on the same port
+// collide: the same address, "::" (dual-stack, every address), or 0.0.0.0
+// and any IPv4 address.
+func bindsOverlap(a, b net.IP) bool {
+	if a.Equal(b) {
+		return true
+	}
+	v4wild := func(x, y net.IP) bool { return x.Equal(net.IPv4zero) && y.To4() != nil }
+	v6wild := func(x net.IP) bool { return x.Equal(net.IPv6unspecified) && x.To4() == nil }
+	return v6wild(a) || v6wild(b) || v4wild(a, b) || v4wild(b, a)
 }
 
 // Privilege is an IPMI privilege level.

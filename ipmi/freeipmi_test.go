@@ -94,6 +94,15 @@ func TestFreeIPMIBootFlags(t *testing.T) {
 					t.Errorf("checkout lacks %s = %s:\n%s", want[0], want[1], out)
 				}
 			}
+			// ipmi-chassis reads the same flags. (Its hidden --set-boot-flags
+			// sends boot device 0 whatever --boot-device says in freeipmi
+			// 1.6.10, per its own --debug trace, so setting goes through
+			// ipmi-chassis-config, freeipmi's supported way.)
+			out, err = n.freeipmi("ipmi-chassis", driver, admin, "admin", "--get-boot-flags")
+			if err != nil {
+				t.Fatalf("ipmi-chassis --get-boot-flags: %v\n%s", err, out)
+			}
+			mustContain(t, out, "Boot device selector          : Force PXE", "BIOS boot type                : Extensible firmware Interface boot")
 		})
 	}
 }

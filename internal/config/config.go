@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 
 	"github.com/govbmc/govbmc/bmc"
 	"go.yaml.in/yaml/v3"
@@ -35,6 +37,14 @@ func Load(path string) ([]bmc.Node, error) {
 
 // Parse decodes and validates fleet YAML, applying defaults.
 func Parse(raw []byte) ([]bmc.Node, error) {
+	var tree yaml.Node
+	if err := yaml.Unmarshal(raw, &tree); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	items := nodeItems(&tree)
+	if err := checkPrivileges(items); err != nil {
+		return nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	var f Fleet
@@ -42,7 +52,7 @@ func Parse(raw []byte) ([]bmc.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("empty config: no nodes")
 		}
-		return nil, fmt.Errorf("parse: %w", err)
+		return nil, locate(err, items)
 	}
 	if len(f.Nodes) == 0 {
 		return nil, errors.New("no nodes defined (want a top-level 'nodes:' list)")
@@ -54,4 +64,80 @@ func Parse(raw []byte) ([]bmc.Node, error) {
 		return nil, err
 	}
 	return f.Nodes, nil
+}
+
+// nodeItems returns the YAML nodes of the entries of the top-level "nodes" list.
+func nodeItems(doc *yaml.Node) []*yaml.Node {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil
+	}
+	root := doc.Content[0]
+	if v := mapValue(root, "nodes"); v != nil && v.Kind == yaml.SequenceNode {
+		return v.Content
+	}
+	return nil
+}
+
+// mapValue returns the value of key in a YAML mapping, or nil.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func itemName(item *yaml.Node) string {
+	if v := mapValue(item, "name"); v != nil {
+		return v.Value
+	}
+	return ""
+}
+
+// checkPrivileges validates users[].privilege with its location: the YAML
+// decoder reports a bad value from a text unmarshaler without any.
+func checkPrivileges(items []*yaml.Node) error {
+	for _, item := range items {
+		users := mapValue(item, "users")
+		if users == nil || users.Kind != yaml.SequenceNode {
+			continue
+		}
+		for i, u := range users.Content {
+			p := mapValue(u, "privilege")
+			if p == nil {
+				continue
+			}
+			if _, err := bmc.ParsePrivilege(p.Value); err != nil {
+				return &bmc.FieldError{Node: itemName(item), Field: fmt.Sprintf("users[%d].privilege", i), Err: fmt.Errorf("line %d: %w", p.Line, err)}
+			}
+		}
+	}
+	return nil
+}
+
+var lineRE = regexp.MustCompile(`line (\d+):`)
+
+// locate prefixes a decoding error with the node whose entry holds the line
+// the decoder names.
+func locate(err error, items []*yaml.Node) error {
+	m := lineRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	line, _ := strconv.Atoi(m[1])
+	name := ""
+	for _, item := range items {
+		if item.Line > line {
+			break
+		}
+		name = itemName(item)
+	}
+	if name == "" {
+		return fmt.Errorf("parse: %w", err)
+	}
+	return fmt.Errorf("node %q: %w", name, err)
 }

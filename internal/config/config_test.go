@@ -1,0 +1,283 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govbmc/govbmc/bmc"
+	"github.com/govbmc/govbmc/internal/config"
+)
+
+func TestLoadDemo(t *testing.T) {
+	nodes, err := config.Load("../../configs/demo.yaml")
+	if err != nil {
+		t.Fatalf("Load demo.yaml: %v", err)
+	}
+	if len(nodes) != 4 {
+		t.Fatalf("demo.yaml has %d nodes, want 4", len(nodes))
+	}
+	for i, n := range nodes {
+		wantName := "node-" + string(rune('0'+i))
+		if n.Name != wantName || n.Address != "127.0.0.1" || n.Port != 6230+i {
+			t.Errorf("node %d = %s on %s, want %s on 127.0.0.1:%d", i, n.Name, n.ListenAddr(), wantName, 6230+i)
+		}
+		if n.Backend.Type != bmc.BackendSim || n.Backend.SoftOffDelay != bmc.DefaultSoftOffDelay {
+			t.Errorf("%s backend = %+v, want sim with the default soft-off delay", n.Name, n.Backend)
+		}
+		want := []bmc.User{{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}}
+		if len(n.Users) != 1 || n.Users[0] != want[0] {
+			t.Errorf("%s users = %+v, want %+v", n.Name, n.Users, want)
+		}
+		if len(n.CipherSuites) != 0 || n.DisableIPMIv15 || n.Identity != (bmc.Identity{}) {
+			t.Errorf("%s sets suites %v, v1.5 off %v, identity %+v; want defaults", n.Name, n.CipherSuites, n.DisableIPMIv15, n.Identity)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	if _, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("Load of a missing file = %v, want an error naming it", err)
+	}
+	path := filepath.Join(t.TempDir(), "fleet.yaml")
+	if err := os.WriteFile(path, []byte("nodes: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("Load of an invalid file = %v, want an error naming %s", err, path)
+	}
+}
+
+// node renders one node of a fleet file; fields are spliced in verbatim.
+func node(name string, port string, users string, extra ...string) string {
+	s := "  - name: " + name + "\n    address: 127.0.0.1\n    port: " + port + "\n    users:\n" + users
+	for _, e := range extra {
+		s += "    " + e + "\n"
+	}
+	return s
+}
+
+const adminUser = "      - {name: admin, password: secret}\n"
+
+func TestParse(t *testing.T) {
+	raw := "nodes:\n" +
+		node("a", "7000", adminUser,
+			"cipher_suites: [17, 3]",
+			"disable_ipmi_v15: true",
+			"identity: {manufacturer_id: 343, product_id: 7, uuid: 12345678-9abc-def0-1234-56789abcdef0}",
+			"backend: {type: sim, soft_off_delay: 2s}") +
+		node("b", "7001", "      - {name: op, password: pw, privilege: OPERATOR}\n      - {name: ro, password: pw2, privilege: user}\n",
+			"backend: {type: libvirt, sasl_username: u, sasl_password: p}") +
+		node("c", "7002", adminUser)
+	nodes, err := config.Parse([]byte(raw))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("%d nodes, want 3", len(nodes))
+	}
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	if a.Backend.SoftOffDelay != 2*time.Second {
+		t.Errorf("soft_off_delay 2s parsed to %v, want %v", a.Backend.SoftOffDelay, 2*time.Second)
+	}
+	if len(a.CipherSuites) != 2 || a.CipherSuites[0] != 17 || a.CipherSuites[1] != 3 || !a.DisableIPMIv15 {
+		t.Errorf("a: suites %v, v1.5 disabled %v; want [17 3], true", a.CipherSuites, a.DisableIPMIv15)
+	}
+	wantID := bmc.Identity{ManufacturerID: 343, ProductID: 7, UUID: "12345678-9abc-def0-1234-56789abcdef0"}
+	if a.Identity != wantID {
+		t.Errorf("a: identity %+v, want %+v", a.Identity, wantID)
+	}
+	if a.Users[0].Privilege != bmc.PrivilegeAdministrator {
+		t.Errorf("a: omitted privilege became %v, want administrator", a.Users[0].Privilege)
+	}
+	wantB := bmc.Backend{Type: bmc.BackendLibvirt, URI: "qemu:///system", Domain: "b", SASLUsername: "u", SASLPassword: "p"}
+	if b.Backend != wantB {
+		t.Errorf("b: backend %+v, want %+v", b.Backend, wantB)
+	}
+	if b.Users[0].Privilege != bmc.PrivilegeOperator || b.Users[1].Privilege != bmc.PrivilegeUser {
+		t.Errorf("b: privileges %v, %v; want operator, user", b.Users[0].Privilege, b.Users[1].Privilege)
+	}
+	if c.Backend.Type != bmc.BackendSim || c.Backend.SoftOffDelay != bmc.DefaultSoftOffDelay {
+		t.Errorf("c: backend %+v, want the sim defaults", c.Backend)
+	}
+}
+
+func TestParseSoftOffDelay(t *testing.T) {
+	tests := []struct {
+		value string
+		want  time.Duration
+	}{
+		{"2s", 2 * time.Second},
+		{"150ms", 150 * time.Millisecond},
+		{"1m30s", 90 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.value, func(t *testing.T) {
+			nodes, err := config.Parse([]byte("nodes:\n" + node("n", "7000", adminUser, "backend: {soft_off_delay: "+tc.value+"}")))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got := nodes[0].Backend.SoftOffDelay; got != tc.want {
+				t.Errorf("soft_off_delay %s = %v, want %v", tc.value, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseRefusals(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  string
+		want []string // fragments the error must contain (the field, the value)
+		node string   // node the error must name ("" when there is none)
+	}{
+		{
+			name: "empty file",
+			raw:  "",
+			want: []string{"no nodes"},
+		},
+		{
+			name: "only a comment",
+			raw:  "# nothing here\n",
+			want: []string{"no nodes"},
+		},
+		{
+			name: "no nodes",
+			raw:  "nodes: []\n",
+			want: []string{"no nodes", "nodes:"},
+		},
+		{
+			name: "nodes key without list",
+			raw:  "nodes:\n",
+			want: []string{"no nodes"},
+		},
+		{
+			name: "unknown top-level key",
+			raw:  "node:\n" + node("n1", "7000", adminUser),
+			want: []string{"field node not found"},
+		},
+		{
+			name: "unknown user key",
+			raw:  "nodes:\n" + node("n1", "7000", "      - {name: admin, pasword: secret}\n"),
+			want: []string{"pasword", "line 6"},
+			node: "n1",
+		},
+		{
+			name: "unknown node key",
+			raw:  "nodes:\n" + node("n1", "7000", adminUser, "soft_off_delay: 2s"),
+			want: []string{"soft_off_delay", "line 7"},
+			node: "n1",
+		},
+		{
+			name: "unknown privilege",
+			raw:  "nodes:\n" + node("n1", "7000", "      - {name: admin, password: secret, privilege: root}\n"),
+			want: []string{"privilege", "root"},
+			node: "n1",
+		},
+		{
+			name: "duplicate port",
+			raw:  "nodes:\n" + node("n1", "7000", adminUser) + node("n2", "7000", adminUser),
+			want: []string{"port", "127.0.0.1:7000", `"n1"`},
+			node: "n2",
+		},
+		{
+			name: "wildcard port clash",
+			raw:  "nodes:\n" + node("n1", "7000", adminUser) + strings.Replace(node("n2", "7000", adminUser), "127.0.0.1", `"::"`, 1),
+			want: []string{"port", "7000", `"n1"`},
+			node: "n2",
+		},
+		{
+			name: "duplicate name",
+			raw:  "nodes:\n" + node("n1", "7000", adminUser) + node("n1", "7001", adminUser),
+			want: []string{"name", "twice"},
+			node: "n1",
+		},
+		{
+			name: "missing password",
+			raw:  "nodes:\n" + node("n1", "7000", "      - {name: admin}\n"),
+			want: []string{"users[0].password", "admin"},
+			node: "n1",
+		},
+		{
+			name: "password too long",
+			raw:  "nodes:\n" + node("n1", "7000", "      - {name: admin, password: "+strings.Repeat("x", 21)+"}\n"),
+			want: []string{"users[0].password", "20"},
+			node: "n1",
+		},
+		{
+			name: "no users",
+			raw:  "nodes:\n  - {name: n1, address: 127.0.0.1, port: 7000}\n",
+			want: []string{"users"},
+			node: "n1",
+		},
+		{
+			name: "unknown cipher suite",
+			raw:  "nodes:\n" + node("n1", "7000", adminUser, "cipher_suites: [3, 4]"),
+			want: []string{"cipher_suites", "4"},
+			node: "n1",
+		},
+		{
+			name: "cipher suite 0",
+			raw:  "nodes:\n" + node("n1", "7000", adminUser, "cipher_suites: [0]"),
+			want: []string{"cipher_suites", "suite 0", "never allowed"},
+			node: "n1",
+		},
+		{
+			name: "bad address",
+			raw:  "nodes:\n" + strings.Replace(node("n1", "7000", adminUser), "127.0.0.1", "localhost", 1),
+			want: []string{"address", "localhost"},
+			node: "n1",
+		},
+		{
+			name: "port out of range",
+			raw:  "nodes:\n" + node("n1", "70000", adminUser),
+			want: []string{"port", "70000"},
+			node: "n1",
+		},
+		{
+			name: "unknown backend",
+			raw:  "nodes:\n" + node("n1", "7000", adminUser, "backend: {type: xen}"),
+			want: []string{"backend.type", "xen"},
+			node: "n1",
+		},
+		{
+			name: "bad identity uuid",
+			raw:  "nodes:\n" + node("n1", "7000", adminUser, "identity: {uuid: nope}"),
+			want: []string{"identity.uuid", "nope"},
+			node: "n1",
+		},
+		{
+			name: "bad soft off delay",
+			raw:  "nodes:\n" + node("n1", "7000", adminUser, "backend: {soft_off_delay: soon}"),
+			want: []string{"soon"},
+		},
+		{
+			name: "second node bad after a good one",
+			raw:  "nodes:\n" + node("good", "7000", adminUser) + node("n2", "7001", adminUser, "cipher_suites: [0]"),
+			want: []string{"cipher_suites"},
+			node: "n2",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes, err := config.Parse([]byte(tc.raw))
+			if err == nil {
+				t.Fatalf("Parse accepted %d nodes from:\n%s", len(nodes), tc.raw)
+			}
+			if nodes != nil {
+				t.Errorf("Parse returned nodes %v along with error %v", nodes, err)
+			}
+			msg := err.Error()
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+			if tc.node != "" && !strings.Contains(msg, `"`+tc.node+`"`) {
+				t.Errorf("error %q does not name node %q", msg, tc.node)
+			}
+		})
+	}
+}
