@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -158,23 +156,13 @@ func (n *testNode) override() bmc.BootOverride {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testtool.Eventually(t, within, what, cond)
 }
 
 // passwordFile writes a password to a file for ipmitool -f, as Ironic does.
 func passwordFile(t *testing.T, password string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(p, []byte(password), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testtool.WriteFile(t, "pw", password)
 }
 
 func mustContain(t *testing.T, out string, wants ...string) {

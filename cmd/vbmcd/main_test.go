@@ -66,11 +66,7 @@ func demoConfigOnPorts(t *testing.T, ports []int) string {
 
 func writeConfig(t *testing.T, body string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "fleet.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testtool.WriteFile(t, "fleet.yaml", body)
 }
 
 type daemon struct {
