@@ -9,12 +9,20 @@ declare -A need=(
   [ipmipower]=freeipmi-tools
   [ipmi-chassis]=freeipmi-tools
   [ipmi-chassis-config]=freeipmi-tools
+  [libvirtd]=libvirt-daemon-system
+  [virsh]=libvirt-clients
+  [qemu-system-x86_64]=qemu-system-x86
+  [sshd]=openssh-server
+  [ssh-keygen]=openssh-client
+  [setpriv]=util-linux
 )
 
 missing=()
 for cmd in "${!need[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${need[$cmd]}")
 done
+# iPXE ROMs for the virtio NIC a test VM PXE-boots from.
+[ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || [ -e /usr/share/qemu/efi-virtio.rom ] || missing+=(ipxe-qemu)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -14,6 +14,7 @@ import (
 	"github.com/govbmc/govbmc/internal/config"
 	"github.com/govbmc/govbmc/internal/version"
 	"github.com/govbmc/govbmc/ipmi"
+	"github.com/govbmc/govbmc/libvirtconn"
 	"github.com/spf13/cobra"
 )
 
@@ -77,13 +78,24 @@ func newLogger(level, format string) (*slog.Logger, error) {
 }
 
 // newManager wires the backends and the IPMI front end into a manager.
-func newManager(log *slog.Logger) *bmc.Manager {
+// Nodes on the same hypervisor share one libvirt connection from pool.
+func newManager(log *slog.Logger, pool *libvirtconn.Pool) *bmc.Manager {
 	machines := func(_ context.Context, n bmc.Node) (bmc.Machine, error) {
 		switch n.Backend.Type {
 		case bmc.BackendSim:
 			return bmc.NewSimMachine(n)
+		case bmc.BackendLibvirt:
+			uri, err := libvirtconn.EffectiveURI(n.Backend)
+			if err != nil {
+				return nil, err
+			}
+			conn, err := pool.Get(uri, libvirtconn.Credentials{SASLUsername: n.Backend.SASLUsername, SASLPassword: n.Backend.SASLPassword})
+			if err != nil {
+				return nil, err
+			}
+			return libvirtconn.NewDomain(conn, n.Backend.Domain, log.With("node", n.Name)), nil
 		}
-		return nil, fmt.Errorf("backend %q is not available in this build", n.Backend.Type)
+		return nil, fmt.Errorf("unknown backend %q", n.Backend.Type)
 	}
 	frontends := func(n bmc.Node, m bmc.Machine) (bmc.Frontend, error) {
 		return ipmi.New(n, m, ipmi.Options{Logger: log})
@@ -97,7 +109,9 @@ func runFleet(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mgr := newManager(log)
+	pool := libvirtconn.NewPool(log, 0)
+	defer pool.Close()
+	mgr := newManager(log, pool)
 	started := 0
 	for _, n := range nodes {
 		if err := mgr.Add(n); err != nil {

@@ -1,0 +1,128 @@
+package testtool
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SystemLibvirtSocket is the system libvirtd's socket.
+const SystemLibvirtSocket = "/var/run/libvirt/libvirt-sock"
+
+var startSystemLibvirtd = sync.OnceValue(func() error {
+	if socketUp(SystemLibvirtSocket) {
+		return nil
+	}
+	if err := os.MkdirAll("/run/libvirt", 0o755); err != nil {
+		return err
+	}
+	// virtlogd may already run; libvirtd needs it for qemu domains.
+	_ = exec.Command("virtlogd", "-d").Run()
+	if out, err := exec.Command("libvirtd", "-d").CombinedOutput(); err != nil {
+		return fmt.Errorf("libvirtd -d: %v: %s", err, out)
+	}
+	return waitSocket(SystemLibvirtSocket, 20*time.Second)
+})
+
+// SystemLibvirtd makes sure the system libvirtd runs (starting it the way
+// DESIGN.md says, without systemd) and returns its socket. Without
+// libvirtd installed the test is skipped, or fails under CI=true.
+func SystemLibvirtd(t testing.TB) string {
+	t.Helper()
+	Require(t, "libvirtd")
+	Require(t, "virtlogd")
+	if err := startSystemLibvirtd(); err != nil {
+		t.Fatalf("start libvirtd: %v", err)
+	}
+	return SystemLibvirtSocket
+}
+
+// PrivateLibvirtd is a libvirtd of the test's own, on its own socket, that
+// the test may stop and restart without disturbing anyone else. Only the
+// test driver (test:///default) is meaningful on it.
+type PrivateLibvirtd struct {
+	t      testing.TB
+	dir    string
+	Socket string
+	cmd    *exec.Cmd
+}
+
+// StartPrivateLibvirtd starts a private libvirtd for the test. It runs
+// unprivileged (as nobody, in session mode) so that it shares no driver
+// state with the system daemon.
+func StartPrivateLibvirtd(t testing.TB) *PrivateLibvirtd {
+	t.Helper()
+	Require(t, "libvirtd")
+	Require(t, "setpriv")
+	dir, err := os.MkdirTemp("", "govbmc-libvirtd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"home", "run"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("chown", "-R", "nobody:nogroup", dir).CombinedOutput(); err != nil {
+		t.Fatalf("chown %s: %v: %s", dir, err, out)
+	}
+	p := &PrivateLibvirtd{t: t, dir: dir, Socket: filepath.Join(dir, "run", "libvirt", "libvirt-sock")}
+	p.Start()
+	t.Cleanup(func() {
+		p.Stop()
+		os.RemoveAll(dir)
+	})
+	return p
+}
+
+// Start starts (or restarts) the daemon and waits for its socket.
+func (p *PrivateLibvirtd) Start() {
+	p.t.Helper()
+	home := filepath.Join(p.dir, "home")
+	p.cmd = exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "libvirtd")
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_RUNTIME_DIR=" + filepath.Join(p.dir, "run"),
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "XDG_CACHE_HOME=" + filepath.Join(home, ".cache")}
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatalf("start private libvirtd: %v", err)
+	}
+	if err := waitSocket(p.Socket, 20*time.Second); err != nil {
+		p.t.Fatalf("private libvirtd: %v", err)
+	}
+}
+
+// Stop kills the daemon (SIGKILL: an outage, not a clean shutdown).
+func (p *PrivateLibvirtd) Stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+	p.cmd = nil
+	os.Remove(p.Socket)
+}
+
+func socketUp(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+func waitSocket(path string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for !socketUp(path) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("socket %s not up within %v", path, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package libvirtconn
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// bootConfig is what a domain's XML says about booting.
+type bootConfig struct {
+	// Devices are the <os><boot dev=…> entries, in order.
+	Devices []string
+	// DeviceOrder reports whether any device carries a per-device <boot order=…>.
+	DeviceOrder bool
+	// EFI is whether the domain boots UEFI firmware.
+	EFI bool
+}
+
+// span is a byte range of the XML text.
+type span struct{ start, end int64 }
+
+// scanned is a domain XML with the places boot configuration lives.
+type scanned struct {
+	bootConfig
+	osBoots    []span // <os><boot …/> elements
+	devBoots   []span // <devices><*><boot order=…/> elements
+	osEndStart int64  // offset of the </os> end tag
+}
+
+// scanDomainXML finds the boot elements of a domain XML without rewriting
+// anything else: edits splice the original text, so namespaces, comments and
+// every field govbmc does not know survive byte for byte.
+func scanDomainXML(doc string) (*scanned, error) {
+	d := xml.NewDecoder(strings.NewReader(doc))
+	var (
+		s     = &scanned{osEndStart: -1}
+		path  []string
+		start []int64
+	)
+	for {
+		off := d.InputOffset()
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("domain XML: %w", err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			path = append(path, t.Name.Local)
+			start = append(start, off)
+			switch {
+			case pathIs(path, "domain", "os"):
+				if attr(t, "firmware") == "efi" {
+					s.EFI = true
+				}
+			case pathIs(path, "domain", "os", "loader"):
+				if attr(t, "type") == "pflash" {
+					s.EFI = true
+				}
+			case pathIs(path, "domain", "os", "boot"):
+				s.Devices = append(s.Devices, attr(t, "dev"))
+			case len(path) == 4 && path[0] == "domain" && path[1] == "devices" && t.Name.Local == "boot":
+				s.DeviceOrder = true
+			}
+		case xml.CharData:
+			if pathIs(path, "domain", "os", "loader") {
+				l := strings.ToLower(string(t))
+				if strings.Contains(l, "ovmf") || strings.Contains(l, "edk2") || strings.Contains(l, "efi") {
+					s.EFI = true
+				}
+			}
+		case xml.EndElement:
+			if len(path) == 0 {
+				return nil, fmt.Errorf("domain XML: unbalanced </%s>", t.Name.Local)
+			}
+			sp := span{start[len(start)-1], d.InputOffset()}
+			switch {
+			case pathIs(path, "domain", "os", "boot"):
+				s.osBoots = append(s.osBoots, sp)
+			case len(path) == 4 && path[0] == "domain" && path[1] == "devices" && path[3] == "boot":
+				s.devBoots = append(s.devBoots, sp)
+			case pathIs(path, "domain", "os"):
+				s.osEndStart = off
+			}
+			path, start = path[:len(path)-1], start[:len(start)-1]
+		}
+	}
+	if s.osEndStart < 0 {
+		return nil, fmt.Errorf("domain XML has no <os> element")
+	}
+	return s, nil
+}
+
+func pathIs(path []string, want ...string) bool {
+	if len(path) != len(want) {
+		return false
+	}
+	for i := range want {
+		if path[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func attr(t xml.StartElement, name string) string {
+	for _, a := range t.Attr {
+		if a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// withBootDevices returns the domain XML booting from devs, in order: every
+// per-device <boot order> and every <os><boot> is removed (libvirt refuses
+// both at once) and one <os><boot dev=…/> per device goes before </os>.
+func withBootDevices(doc string, devs []string) (string, error) {
+	s, err := scanDomainXML(doc)
+	if err != nil {
+		return "", err
+	}
+	cuts := append(append([]span{}, s.osBoots...), s.devBoots...)
+	for i := range cuts {
+		cuts[i] = wholeLine(doc, cuts[i])
+	}
+	sort.Slice(cuts, func(i, j int) bool { return cuts[i].start < cuts[j].start })
+	var b strings.Builder
+	var pos int64
+	insert := func(at int64) {
+		b.WriteString(doc[pos:at])
+		for _, dev := range devs {
+			fmt.Fprintf(&b, "<boot dev='%s'/>", dev)
+		}
+		pos = at
+	}
+	inserted := false
+	for _, c := range cuts {
+		if !inserted && s.osEndStart <= c.start {
+			insert(s.osEndStart)
+			inserted = true
+		}
+		b.WriteString(doc[pos:c.start])
+		pos = c.end
+	}
+	if !inserted {
+		insert(s.osEndStart)
+	}
+	b.WriteString(doc[pos:])
+	return b.String(), nil
+}
+
+// wholeLine widens a cut to its whole line when the element stands alone
+// on it, so removing it leaves no blank line.
+func wholeLine(doc string, c span) span {
+	start := c.start
+	for start > 0 && (doc[start-1] == ' ' || doc[start-1] == '\t') {
+		start--
+	}
+	if start > 0 && doc[start-1] != '\n' {
+		return c
+	}
+	end := c.end
+	for end < int64(len(doc)) && (doc[end] == ' ' || doc[end] == '\t' || doc[end] == '\r') {
+		end++
+	}
+	if end < int64(len(doc)) && doc[end] == '\n' {
+		return span{start, end + 1}
+	}
+	return c
+}
+
+var interTagSpace = regexp.MustCompile(`>\s+<`)
+
+// withoutBoot returns the XML with every boot element removed and the
+// layout between tags dropped, to compare two versions of a domain apart
+// from their boot configuration.
+func withoutBoot(doc string) (string, error) {
+	out, err := withBootDevices(doc, nil)
+	return interTagSpace.ReplaceAllString(out, "><"), err
+}

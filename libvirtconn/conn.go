@@ -1,0 +1,315 @@
+package libvirtconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/digitalocean/go-libvirt"
+	"golang.org/x/crypto/ssh"
+)
+
+// Tunables of a connection.
+const (
+	// DefaultCallTimeout is the hard limit on one libvirt RPC. go-libvirt
+	// calls take no context, so a call that outlives it has the connection
+	// closed under it (every call in flight fails, and the connection is
+	// re-established): a hung libvirtd or tunnel must not hang a BMC.
+	DefaultCallTimeout = 30 * time.Second
+	dialTimeout        = 10 * time.Second
+	backoffMin         = 100 * time.Millisecond
+	backoffMax         = 5 * time.Second
+)
+
+// ErrUnavailable means the hypervisor cannot be reached right now; the
+// connection keeps trying in the background.
+var ErrUnavailable = errors.New("hypervisor unreachable")
+
+// Credentials are the per-connection secrets beyond the URI.
+type Credentials struct {
+	SASLUsername string
+	SASLPassword string
+}
+
+// Conn is one shared libvirt RPC connection to a hypervisor, used
+// concurrently by every node on it. It connects in the background,
+// reconnects with backoff when libvirtd restarts or the tunnel drops, and
+// bounds every call.
+type Conn struct {
+	uri         *URI
+	creds       Credentials
+	log         *slog.Logger
+	callTimeout time.Duration
+
+	mu       sync.Mutex
+	lv       *libvirt.Libvirt // nil while down
+	netConn  net.Conn         // the stream under lv, closed to abort hung calls
+	sshc     *ssh.Client      // the tunnel under netConn (ssh transport)
+	lastErr  error
+	tried    chan struct{} // closed once the first attempt has finished
+	changed  chan struct{} // closed and replaced on every state change
+	closed   bool
+	stop     chan struct{}
+	loopDone chan struct{}
+
+	// Dials counts connection attempts that reached the transport, and
+	// SSHDials the SSH clients opened; tests and benchmarks read them.
+	Dials    atomic.Int64
+	SSHDials atomic.Int64
+}
+
+// newConn starts a connection maintained in the background.
+func newConn(u *URI, creds Credentials, log *slog.Logger, callTimeout time.Duration) (*Conn, error) {
+	if creds.SASLUsername != "" {
+		return nil, fmt.Errorf("libvirt URI %q: SASL authentication is not supported yet", u.Raw)
+	}
+	switch u.Transport {
+	case TransportUnix, TransportSSH, TransportTCP:
+	default:
+		return nil, fmt.Errorf("libvirt URI %q: transport %s is not supported yet", u.Raw, u.Transport)
+	}
+	if callTimeout <= 0 {
+		callTimeout = DefaultCallTimeout
+	}
+	c := &Conn{
+		uri: u, creds: creds, log: log.With("uri", u.Raw), callTimeout: callTimeout,
+		tried: make(chan struct{}), changed: make(chan struct{}), stop: make(chan struct{}), loopDone: make(chan struct{}),
+	}
+	go c.maintain()
+	return c, nil
+}
+
+// URI is the connection's URI.
+func (c *Conn) URI() *URI { return c.uri }
+
+// maintain keeps the connection up until Close.
+func (c *Conn) maintain() {
+	defer close(c.loopDone)
+	backoff := backoffMin
+	for {
+		lv, err := c.connect()
+		c.mu.Lock()
+		c.lastErr = err
+		select {
+		case <-c.tried:
+		default:
+			close(c.tried)
+		}
+		c.notifyLocked()
+		c.mu.Unlock()
+		if err != nil {
+			c.log.Warn("libvirt connection failed; retrying", "err", err, "retry_in", backoff)
+			select {
+			case <-c.stop:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, backoffMax)
+			continue
+		}
+		backoff = backoffMin
+		c.log.Info("libvirt connected")
+		select {
+		case <-c.stop:
+			c.teardown(lv, nil)
+			return
+		case <-lv.Disconnected():
+			c.teardown(lv, errors.New("connection to libvirtd lost"))
+			c.log.Warn("libvirt connection lost; reconnecting")
+		}
+	}
+}
+
+// connect dials the transport and opens the driver.
+func (c *Conn) connect() (*libvirt.Libvirt, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	var (
+		nc   net.Conn
+		sshc *ssh.Client
+		err  error
+	)
+	switch c.uri.Transport {
+	case TransportUnix:
+		var d net.Dialer
+		nc, err = d.DialContext(ctx, "unix", c.uri.SocketPath())
+	case TransportTCP:
+		var d net.Dialer
+		nc, err = d.DialContext(ctx, "tcp", c.uri.Addr())
+	case TransportSSH:
+		sshc, err = dialSSH(ctx, c.uri)
+		if err == nil {
+			c.SSHDials.Add(1)
+			// direct-streamlocal@openssh.com: the remote libvirtd socket.
+			nc, err = sshc.Dial("unix", c.uri.SocketPath())
+			if err != nil {
+				sshc.Close()
+				err = fmt.Errorf("ssh %s: open %s: %w", c.uri.Addr(), c.uri.SocketPath(), err)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	c.Dials.Add(1)
+	lv := libvirt.NewWithDialer(alreadyDialed{nc})
+	// ConnectToURI blocks on RPCs without a deadline: bound it here.
+	done := make(chan error, 1)
+	go func() { done <- lv.ConnectToURI(libvirt.ConnectURI(c.uri.Name())) }()
+	select {
+	case err = <-done:
+	case <-time.After(dialTimeout):
+		nc.Close()
+		err = <-done
+		if err == nil {
+			err = errors.New("timed out")
+		}
+	}
+	if err != nil {
+		nc.Close()
+		if sshc != nil {
+			sshc.Close()
+		}
+		return nil, fmt.Errorf("%w: open %s: %v", ErrUnavailable, c.uri.Name(), err)
+	}
+	c.mu.Lock()
+	c.lv, c.netConn, c.sshc = lv, nc, sshc
+	c.mu.Unlock()
+	return lv, nil
+}
+
+// teardown forgets a dead or closing connection and closes its tunnel.
+func (c *Conn) teardown(lv *libvirt.Libvirt, cause error) {
+	c.mu.Lock()
+	nc, sshc := c.netConn, c.sshc
+	if c.lv == lv {
+		c.lv, c.netConn, c.sshc = nil, nil, nil
+		if cause != nil {
+			c.lastErr = fmt.Errorf("%w: %v", ErrUnavailable, cause)
+		}
+		c.notifyLocked()
+	}
+	c.mu.Unlock()
+	if cause == nil {
+		// Say goodbye to libvirtd, but never wait long on a sick connection.
+		bye := make(chan struct{})
+		go func() { _ = lv.Disconnect(); close(bye) }()
+		select {
+		case <-bye:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	if nc != nil {
+		nc.Close()
+	}
+	if sshc != nil {
+		sshc.Close()
+	}
+}
+
+func (c *Conn) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// current returns the live connection, waiting (within ctx) only for the
+// very first attempt; during an outage it fails at once, so IPMI clients
+// get a retryable answer instead of silence.
+func (c *Conn) current(ctx context.Context) (*libvirt.Libvirt, net.Conn, error) {
+	select {
+	case <-c.tried:
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("%w: still connecting: %v", ErrUnavailable, ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, nil, fmt.Errorf("%w: connection closed", ErrUnavailable)
+	}
+	if c.lv == nil {
+		if c.lastErr != nil {
+			return nil, nil, c.lastErr
+		}
+		return nil, nil, ErrUnavailable
+	}
+	return c.lv, c.netConn, nil
+}
+
+// Do runs one libvirt call on the shared connection. It returns when the
+// call does or ctx ends, whichever is first; a call still running after
+// the connection's call timeout has the connection closed under it.
+func (c *Conn) Do(ctx context.Context, fn func(*libvirt.Libvirt) error) error {
+	lv, nc, err := c.current(ctx)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn(lv) }()
+	hard := time.NewTimer(c.callTimeout)
+	defer hard.Stop()
+	select {
+	case err := <-done:
+		return classify(err)
+	case <-ctx.Done():
+		// The call goes on; the watchdog below still bounds it.
+		go c.watch(done, nc, hard)
+		return ctx.Err()
+	case <-hard.C:
+		c.abort(nc)
+		return fmt.Errorf("%w: libvirt call exceeded %v", ErrUnavailable, c.callTimeout)
+	}
+}
+
+// watch closes the connection under a call that outlives the hard timeout.
+func (c *Conn) watch(done <-chan error, nc net.Conn, hard *time.Timer) {
+	select {
+	case <-done:
+	case <-hard.C:
+		c.abort(nc)
+	}
+}
+
+func (c *Conn) abort(nc net.Conn) {
+	c.log.Error("libvirt call hung; closing the connection", "timeout", c.callTimeout)
+	nc.Close()
+}
+
+// classify marks connection-level failures as ErrUnavailable.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, libvirt.ErrInterrupted) || errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}
+
+// Close stops the connection and its reconnect loop.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	close(c.stop)
+	<-c.loopDone
+	return nil
+}
+
+// alreadyDialed hands go-libvirt a stream govbmc dialled itself, so that
+// govbmc owns its lifetime (and its SSH tunnel).
+type alreadyDialed struct{ nc net.Conn }
+
+func (a alreadyDialed) Dial() (net.Conn, error) { return a.nc, nil }

@@ -1,0 +1,391 @@
+package libvirtconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"sync"
+
+	"github.com/digitalocean/go-libvirt"
+	"github.com/govbmc/govbmc/bmc"
+)
+
+// Domain is a bmc.Machine over a libvirt domain, found by name or UUID on a
+// shared connection.
+type Domain struct {
+	conn *Conn
+	ref  string // domain name, or UUID text
+	log  *slog.Logger
+
+	// mu serialises this machine's state changes and its boot bookkeeping.
+	mu sync.Mutex
+	// oneShot is a next-boot-only override written into the inactive XML
+	// and not yet consumed by a boot.
+	oneShot *oneShot
+	// dirtyID is the domain ID of the run during which the boot
+	// configuration was last changed (-1: not while running). A hard reset
+	// during that run restarts the domain so the new configuration applies,
+	// as it would on a physical server.
+	dirtyID int32
+}
+
+type oneShot struct {
+	saved string // the inactive XML before the override
+	setID int32  // the domain ID when it was set (-1 when off)
+}
+
+var _ bmc.Machine = (*Domain)(nil)
+
+// NewDomain returns the machine for domain ref (a name or a UUID) on conn.
+func NewDomain(conn *Conn, ref string, log *slog.Logger) *Domain {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Domain{conn: conn, ref: ref, log: log.With("domain", ref), dirtyID: -1}
+}
+
+// EffectiveURI is a node's libvirt URI with the node's key file and
+// known_hosts settings added as the URI parameters libvirt defines.
+func EffectiveURI(b bmc.Backend) (string, error) {
+	if b.Keyfile == "" && b.KnownHosts == "" {
+		return b.URI, nil
+	}
+	u, err := url.Parse(b.URI)
+	if err != nil {
+		return "", fmt.Errorf("libvirt URI %q: %w", b.URI, err)
+	}
+	q := u.Query()
+	if b.Keyfile != "" && q.Get("keyfile") == "" {
+		q.Set("keyfile", b.Keyfile)
+	}
+	if b.KnownHosts != "" && q.Get("known_hosts") == "" {
+		q.Set("known_hosts", b.KnownHosts)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// do runs op against the domain on the shared connection, naming the
+// domain and the operation in any error.
+func (d *Domain) do(ctx context.Context, op string, fn func(lv *libvirt.Libvirt, dom libvirt.Domain) error) error {
+	err := d.conn.Do(ctx, func(lv *libvirt.Libvirt) error {
+		dom, err := d.lookup(lv)
+		if err != nil {
+			return err
+		}
+		return fn(lv, dom)
+	})
+	if err != nil && !errors.Is(err, bmc.ErrPoweredOff) && !errors.Is(err, bmc.ErrInvalidArgument) {
+		return fmt.Errorf("domain %q on %s: %s: %w", d.ref, d.conn.URI().Raw, op, err)
+	}
+	return err
+}
+
+func (d *Domain) lookup(lv *libvirt.Libvirt) (libvirt.Domain, error) {
+	if u, err := bmc.ParseUUID(d.ref); err == nil {
+		return lv.DomainLookupByUUID(libvirt.UUID(u))
+	}
+	return lv.DomainLookupByName(d.ref)
+}
+
+// Exists reports whether the domain is defined; it is what `vbmc add` and
+// node start check.
+func (d *Domain) Exists(ctx context.Context) error {
+	return d.do(ctx, "look up", func(*libvirt.Libvirt, libvirt.Domain) error { return nil })
+}
+
+func isOn(state int32) bool {
+	switch libvirt.DomainState(state) {
+	case libvirt.DomainRunning, libvirt.DomainBlocked, libvirt.DomainPaused, libvirt.DomainShutdown, libvirt.DomainPmsuspended:
+		return true
+	}
+	return false
+}
+
+func domainOn(lv *libvirt.Libvirt, dom libvirt.Domain) (bool, error) {
+	state, _, err := lv.DomainGetState(dom, 0)
+	return isOn(state), err
+}
+
+// PowerState reports whether the domain runs. It also notices a domain
+// started behind the BMC's back and consumes a pending next-boot override.
+func (d *Domain) PowerState(ctx context.Context) (bmc.PowerState, error) {
+	on := false
+	err := d.do(ctx, "power status", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		var err error
+		if on, err = domainOn(lv, dom); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if on && d.oneShot != nil && dom.ID != d.oneShot.setID {
+			return d.consumeLocked(lv, dom)
+		}
+		return nil
+	})
+	if on {
+		return bmc.PowerOn, err
+	}
+	return bmc.PowerOff, err
+}
+
+// PowerOn starts the domain (nothing when it runs).
+func (d *Domain) PowerOn(ctx context.Context) error {
+	return d.do(ctx, "power on", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.startLocked(lv, dom)
+	})
+}
+
+// startLocked starts a domain that is off, then consumes a pending
+// next-boot override: the domain has booted with it.
+func (d *Domain) startLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	on, err := domainOn(lv, dom)
+	if err != nil || on {
+		return err
+	}
+	if err := lv.DomainCreate(dom); err != nil {
+		if on, _ := domainOn(lv, dom); on {
+			return nil // started meanwhile by someone else
+		}
+		return err
+	}
+	d.dirtyID = -1
+	if d.oneShot != nil {
+		return d.consumeLocked(lv, dom)
+	}
+	return nil
+}
+
+// PowerOff destroys (hard powers off) the domain (nothing when it is off).
+func (d *Domain) PowerOff(ctx context.Context) error {
+	return d.do(ctx, "power off", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return stopDomain(lv, dom)
+	})
+}
+
+func stopDomain(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	on, err := domainOn(lv, dom)
+	if err != nil || !on {
+		return err
+	}
+	if err := lv.DomainDestroy(dom); err != nil {
+		if on, _ := domainOn(lv, dom); !on {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// SoftOff asks the guest to shut down (ACPI).
+func (d *Domain) SoftOff(ctx context.Context) error {
+	return d.do(ctx, "soft off", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		on, err := domainOn(lv, dom)
+		if err != nil || !on {
+			return err
+		}
+		return lv.DomainShutdown(dom)
+	})
+}
+
+// Reset hard-resets a running domain. When the boot configuration changed
+// during this run, the domain is restarted instead, so the new boot device
+// applies (a libvirt reset keeps the running configuration).
+func (d *Domain) Reset(ctx context.Context) error {
+	return d.do(ctx, "hard reset", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		on, err := domainOn(lv, dom)
+		if err != nil {
+			return err
+		}
+		if !on {
+			return bmc.ErrPoweredOff
+		}
+		if d.dirtyID == dom.ID || (d.oneShot != nil && d.oneShot.setID == dom.ID) {
+			return d.restartLocked(lv, dom)
+		}
+		return lv.DomainReset(dom, 0)
+	})
+}
+
+// PowerCycle turns the domain off (when on) and on again.
+func (d *Domain) PowerCycle(ctx context.Context) error {
+	return d.do(ctx, "power cycle", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.restartLocked(lv, dom)
+	})
+}
+
+func (d *Domain) restartLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	if err := stopDomain(lv, dom); err != nil {
+		return err
+	}
+	return d.startLocked(lv, dom)
+}
+
+// DiagnosticInterrupt injects an NMI into a running domain.
+func (d *Domain) DiagnosticInterrupt(ctx context.Context) error {
+	return d.do(ctx, "diagnostic interrupt", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		on, err := domainOn(lv, dom)
+		if err != nil {
+			return err
+		}
+		if !on {
+			return bmc.ErrPoweredOff
+		}
+		return lv.DomainInjectNmi(dom, 0)
+	})
+}
+
+// libvirt's <os><boot dev=…> names for the devices it can boot.
+var bootDevNames = map[bmc.BootDevice]string{
+	bmc.BootPXE:          "network",
+	bmc.BootDisk:         "hd",
+	bmc.BootDiskSafe:     "hd",
+	bmc.BootRemoteDisk:   "hd",
+	bmc.BootCDROM:        "cdrom",
+	bmc.BootRemoteCDROM:  "cdrom",
+	bmc.BootFloppy:       "fd",
+	bmc.BootRemoteFloppy: "fd",
+}
+
+var bootDevOf = map[string]bmc.BootDevice{
+	"network": bmc.BootPXE,
+	"hd":      bmc.BootDisk,
+	"cdrom":   bmc.BootCDROM,
+	"fd":      bmc.BootFloppy,
+}
+
+// inactiveXML fetches the persistent definition with its secure fields, so
+// that writing it back loses no password.
+func inactiveXML(lv *libvirt.Libvirt, dom libvirt.Domain) (string, error) {
+	return lv.DomainGetXMLDesc(dom, libvirt.DomainXMLInactive|libvirt.DomainXMLSecure)
+}
+
+// BootOverride reads the boot device from the inactive definition, so the
+// answer is right while the domain runs. The EFI bit is the domain's real
+// firmware.
+func (d *Domain) BootOverride(ctx context.Context) (bmc.BootOverride, error) {
+	var o bmc.BootOverride
+	err := d.do(ctx, "get boot device", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		doc, err := inactiveXML(lv, dom)
+		if err != nil {
+			return err
+		}
+		s, err := scanDomainXML(doc)
+		if err != nil {
+			return err
+		}
+		o.EFI = s.EFI
+		if len(s.Devices) > 0 {
+			o.Device = bootDevOf[s.Devices[0]]
+		}
+		d.mu.Lock()
+		o.Persistent = o.Device != bmc.BootNone && d.oneShot == nil
+		d.mu.Unlock()
+		return nil
+	})
+	return o, err
+}
+
+// SetBootOverride writes the boot device into the inactive definition. A
+// next-boot-only override remembers the definition it replaced, restored
+// once the domain has booted with the override.
+func (d *Domain) SetBootOverride(ctx context.Context, o bmc.BootOverride) error {
+	dev, ok := bootDevNames[o.Device]
+	if o.Device != bmc.BootNone && !ok {
+		return fmt.Errorf("libvirt cannot force boot device %s: %w", o.Device, bmc.ErrInvalidArgument)
+	}
+	return d.do(ctx, "set boot device", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if o.Device == bmc.BootNone {
+			// "No override": drop a pending next-boot override.
+			if d.oneShot != nil {
+				return d.consumeLocked(lv, dom)
+			}
+			return nil
+		}
+		cur, err := inactiveXML(lv, dom)
+		if err != nil {
+			return err
+		}
+		next, err := withBootDevices(cur, []string{dev})
+		if err != nil {
+			return err
+		}
+		if _, err := lv.DomainDefineXML(next); err != nil {
+			return err
+		}
+		switch {
+		case o.Persistent:
+			d.oneShot = nil
+		case d.oneShot == nil:
+			d.oneShot = &oneShot{saved: cur, setID: dom.ID}
+		default:
+			d.oneShot.setID = dom.ID // keep the original definition to restore
+		}
+		d.dirtyID = dom.ID
+		d.log.Info("boot device written", "dev", dev, "persistent", o.Persistent)
+		return nil
+	})
+}
+
+// consumeLocked restores the definition a next-boot override replaced. When
+// nothing but the boot configuration changed since, the saved definition
+// is written back whole (per-device boot order included); otherwise only
+// its <os><boot> list is, keeping the other changes.
+func (d *Domain) consumeLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	saved := d.oneShot.saved
+	cur, err := inactiveXML(lv, dom)
+	if err != nil {
+		return err
+	}
+	a, errA := withoutBoot(cur)
+	b, errB := withoutBoot(saved)
+	restore := saved
+	if errA != nil || errB != nil || a != b {
+		s, err := scanDomainXML(saved)
+		if err != nil {
+			return err
+		}
+		if restore, err = withBootDevices(cur, s.Devices); err != nil {
+			return err
+		}
+		d.log.Warn("domain definition changed since the next-boot override; restoring only its <os><boot> list")
+	}
+	if _, err := lv.DomainDefineXML(restore); err != nil {
+		return err
+	}
+	d.oneShot = nil
+	d.log.Info("next-boot override consumed; previous boot configuration restored")
+	return nil
+}
+
+// UUID returns the domain's UUID.
+func (d *Domain) UUID(ctx context.Context) (bmc.UUID, error) {
+	var u bmc.UUID
+	err := d.do(ctx, "get uuid", func(_ *libvirt.Libvirt, dom libvirt.Domain) error {
+		u = bmc.UUID(dom.UUID)
+		return nil
+	})
+	return u, err
+}
+
+// OpenConsole is not available for libvirt domains in this release
+// (Serial-over-LAN comes with its own issue).
+func (d *Domain) OpenConsole(context.Context) (io.ReadWriteCloser, error) {
+	return nil, fmt.Errorf("domain %q console: %w", d.ref, bmc.ErrNotSupported)
+}
+
+// Close releases nothing: the connection belongs to the pool.
+func (d *Domain) Close() error { return nil }

@@ -1,0 +1,65 @@
+package libvirtconn
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Pool hands out one shared Conn per distinct URI and credentials.
+type Pool struct {
+	log         *slog.Logger
+	callTimeout time.Duration
+
+	mu    sync.Mutex
+	conns map[poolKey]*Conn
+}
+
+type poolKey struct {
+	uri   string
+	creds Credentials
+}
+
+// NewPool returns an empty pool; callTimeout bounds each libvirt call (zero
+// means DefaultCallTimeout).
+func NewPool(log *slog.Logger, callTimeout time.Duration) *Pool {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Pool{log: log, callTimeout: callTimeout, conns: map[poolKey]*Conn{}}
+}
+
+// Get returns the shared connection for a URI and credentials, starting it
+// when it is the first use.
+func (p *Pool) Get(rawURI string, creds Credentials) (*Conn, error) {
+	u, err := ParseURI(rawURI)
+	if err != nil {
+		return nil, err
+	}
+	k := poolKey{rawURI, creds}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[k]; ok {
+		return c, nil
+	}
+	c, err := newConn(u, creds, p.log, p.callTimeout)
+	if err != nil {
+		return nil, err
+	}
+	p.conns[k] = c
+	return c, nil
+}
+
+// Close closes every connection.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = map[poolKey]*Conn{}
+	p.mu.Unlock()
+	var errs []error
+	for _, c := range conns {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
