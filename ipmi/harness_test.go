@@ -1,13 +1,11 @@
 package ipmi_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +26,6 @@ const (
 	toolTimeoutShort = 5 * time.Second
 )
 
-// syncBuffer is a goroutine-safe bytes.Buffer for logs and console output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testNode is a node served on a loopback port for one test, in front of a
 // simulated machine.
 type testNode struct {
@@ -53,8 +33,8 @@ type testNode struct {
 	cfg     bmc.Node
 	sim     *bmc.SimMachine
 	port    string
-	logs    *syncBuffer
-	console *syncBuffer
+	logs    *testtool.Buffer
+	console *testtool.Buffer
 }
 
 // startNode serves a simulated node on 127.0.0.1 with an ephemeral port.
@@ -73,7 +53,7 @@ func startNode(t *testing.T, edit ...func(*bmc.Node)) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testtool.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := ipmi.New(cfg, sim, ipmi.Options{Logger: log})
 	if err != nil {
@@ -83,7 +63,7 @@ func startNode(t *testing.T, edit ...func(*bmc.Node)) *testNode {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
 
-	n := &testNode{t: t, cfg: cfg, sim: sim, port: fmt.Sprint(srv.Addr().Port), logs: logs, console: &syncBuffer{}}
+	n := &testNode{t: t, cfg: cfg, sim: sim, port: fmt.Sprint(srv.Addr().Port), logs: logs, console: &testtool.Buffer{}}
 	con, err := sim.OpenConsole(ctx)
 	if err != nil {
 		t.Fatal(err)

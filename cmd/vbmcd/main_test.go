@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -71,8 +70,7 @@ func writeConfig(t *testing.T, body string) string {
 
 type daemon struct {
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
-	mu   *sync.Mutex
+	logs *testtool.Buffer
 	done chan error
 }
 
@@ -82,10 +80,9 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{logs: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
+	d := &daemon{logs: &testtool.Buffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(bin, args...)
-	w := lockedWriter{d.mu, d.logs}
-	d.cmd.Stdout, d.cmd.Stderr = w, w
+	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +97,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	return d
 }
 
-func (d *daemon) output() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.String()
-}
+func (d *daemon) output() string { return d.logs.String() }
 
 func (d *daemon) waitFor(t *testing.T, text string) {
 	t.Helper()
@@ -121,17 +114,6 @@ func (d *daemon) waitFor(t *testing.T, text string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func TestDaemonServesDemoFleetAndStopsOnSIGTERM(t *testing.T) {

@@ -1,0 +1,137 @@
+package testtool
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Sshd is an OpenSSH server of the test's own on a loopback port, with a
+// generated host key and one authorised client key for root.
+type Sshd struct {
+	t   testing.TB
+	dir string
+	cmd *exec.Cmd
+	// Port is the port it listens on (127.0.0.1).
+	Port int
+	// ClientKey is the private key file root logs in with.
+	ClientKey string
+	// KnownHosts holds the server's host key for [127.0.0.1]:Port.
+	KnownHosts string
+
+	log Buffer
+}
+
+// StartSshd starts sshd for the test; it is stopped at cleanup.
+func StartSshd(t testing.TB) *Sshd {
+	t.Helper()
+	Require(t, "ssh-keygen")
+	sshd := "/usr/sbin/sshd"
+	if _, err := os.Stat(sshd); err != nil {
+		sshd = Require(t, "sshd")
+	}
+	dir := t.TempDir()
+	s := &Sshd{t: t, dir: dir, ClientKey: filepath.Join(dir, "client_ed25519"), KnownHosts: filepath.Join(dir, "known_hosts")}
+	hostKey := filepath.Join(dir, "host_ed25519")
+	for _, k := range []string{hostKey, s.ClientKey} {
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v: %s", err, out)
+		}
+	}
+	pub, err := os.ReadFile(s.ClientKey + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorized := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(authorized, pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Port = freeTCPPort(t)
+	hostPub, err := os.ReadFile(hostKey + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(hostPub))
+	kh := fmt.Sprintf("[127.0.0.1]:%d %s %s\n", s.Port, fields[0], fields[1])
+	if err := os.WriteFile(s.KnownHosts, []byte(kh), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`ListenAddress 127.0.0.1
+Port %d
+HostKey %s
+PidFile %s
+AuthorizedKeysFile %s
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AllowStreamLocalForwarding yes
+LogLevel VERBOSE
+`, s.Port, hostKey, filepath.Join(dir, "sshd.pid"), authorized)
+	cfgFile := filepath.Join(dir, "sshd_config")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.cmd = exec.Command(sshd, "-D", "-e", "-f", cfgFile)
+	s.cmd.Stderr = &s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start sshd: %v", err)
+	}
+	t.Cleanup(s.stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port), time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sshd did not listen: %v\n%s", err, s.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s
+}
+
+func (s *Sshd) stop() {
+	if s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		_ = s.cmd.Wait()
+	}
+}
+
+// Log is what sshd has logged.
+func (s *Sshd) Log() string { return s.log.String() }
+
+// Logins counts the accepted SSH logins so far.
+func (s *Sshd) Logins() int {
+	n := 0
+	sc := bufio.NewScanner(strings.NewReader(s.Log()))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "Accepted publickey") {
+			n++
+		}
+	}
+	return n
+}
+
+func freeTCPPort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
