@@ -16,9 +16,10 @@ build:
 run: build
 	$(BIN)/vbmcd --config configs/demo.yaml
 
-## test-deps: install the real IPMI clients the tests drive (apt, when missing)
+## test-deps: install the real parts the tests drive (apt, when missing) and start them
 test-deps:
 	scripts/install-test-deps.sh
+	scripts/prepare-test-host.sh
 
 ## test: install what the tests need, then vet and run every test
 test: test-deps vet

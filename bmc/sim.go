@@ -34,6 +34,7 @@ type SimMachine struct {
 	override BootOverride
 	boots    []BootRecord
 	fault    error
+	latency  time.Duration
 	timer    *time.Timer
 }
 
@@ -64,6 +65,14 @@ func (m *SimMachine) SetFault(err error) {
 	m.fault = err
 }
 
+// SetLatency makes every later operation take d longer, the way a slow
+// hypervisor would; it exists to exercise timeouts and retransmissions.
+func (m *SimMachine) SetLatency(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.latency = d
+}
+
 // Boots returns every boot the machine has made, oldest first.
 func (m *SimMachine) Boots() []BootRecord {
 	m.mu.Lock()
@@ -77,6 +86,17 @@ func (m *SimMachine) begin(ctx context.Context) error {
 		return err
 	}
 	m.mu.Lock()
+	if d := m.latency; d > 0 {
+		m.mu.Unlock()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		m.mu.Lock()
+	}
 	if m.fault != nil {
 		err := m.fault
 		m.mu.Unlock()

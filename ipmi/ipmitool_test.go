@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bougou/go-ipmi/pkg/types"
 	"github.com/govbmc/govbmc/bmc"
@@ -339,5 +340,30 @@ func TestCipherSuiteList(t *testing.T) {
 	out, err := n.ipmitool("-I", "lanplus", "-C", "3", "-R", "1", "-N", "2", "-U", admin.Name, "-P", admin.Password, "power", "status")
 	if err == nil {
 		t.Fatalf("suite 3 accepted on a node offering only 17:\n%s", out)
+	}
+}
+
+// TestRetransmittedControlRunsOnce: when the machine is slower than the
+// client's timeout, ipmitool retransmits; the power cycle must still run
+// once, and the retransmission get the same answer.
+func TestRetransmittedControlRunsOnce(t *testing.T) {
+	for _, proto := range []string{"lanplus", "lan"} {
+		t.Run(proto, func(t *testing.T) {
+			n := startNode(t)
+			n.setPower(bmc.PowerOn)
+			n.sim.SetLatency(1500 * time.Millisecond)
+			boots := len(n.sim.Boots())
+			out, err := n.ipmitool("-I", proto, "-N", "1", "-R", "4", "-U", admin.Name, "-P", admin.Password, "power", "cycle")
+			if err != nil {
+				t.Fatalf("power cycle: %v\n%s", err, out)
+			}
+			mustContain(t, out, "Chassis Power Control: Cycle")
+			if got := len(n.sim.Boots()) - boots; got != 1 {
+				t.Fatalf("one power cycle request booted the machine %d times", got)
+			}
+			if !strings.Contains(n.logs.String(), "Chassis Control") || strings.Count(n.logs.String(), `op="power cycle"`) != 1 {
+				t.Fatalf("power cycle executed %d times", strings.Count(n.logs.String(), `op="power cycle"`))
+			}
+		})
 	}
 }

@@ -179,6 +179,8 @@ type nodeHandlers struct {
 	opTimeout time.Duration
 	boot      bootParams
 	v15       v15Sessions
+	// retransmits answers a retransmitted Chassis Control without running it again.
+	retransmits retransmits
 	// lastPowerOnByCommand feeds Get Chassis Status' last power event.
 	lastPowerOnByCommand atomic.Bool
 }
@@ -188,7 +190,7 @@ func (h *nodeHandlers) register(reg *handlers.Registry) {
 	handlers.RegisterSessionHandlers(challenge)
 	reg.RegisterFunc(types.CommandGetSessionChallenge, h.getSessionChallenge(registered(challenge, types.CommandGetSessionChallenge)))
 	reg.RegisterFunc(types.CommandActivateSession, h.activateSession)
-	reg.RegisterFunc(types.CommandChassisControl, h.chassisControl)
+	reg.RegisterFunc(types.CommandChassisControl, h.retransmits.wrap(h.chassisControl))
 	reg.RegisterFunc(types.CommandGetChassisStatus, h.chassisStatus)
 	reg.RegisterFunc(types.CommandSetSystemBootOptions, h.setBootOptions)
 	reg.RegisterFunc(types.CommandGetSystemBootOptions, h.getBootOptions)

@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/digitalocean/go-libvirt"
+	"github.com/govbmc/govbmc/internal/testtool"
+)
+
+// qemuDomain is a 64 MiB diskless VM (a CD/DVD with a blank, unbootable medium) whose firmware writes to a serial log
+// file: SeaBIOS with its boot menu, and iPXE on a user-mode virtio NIC.
+const qemuDomain = `<domain type='%[2]s'>
+  <name>%[1]s</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <boot dev='hd'/>
+    <bootmenu enable='yes' timeout='1000'/>
+    <bios useserial='yes'/>
+  </os>
+  <devices>
+    <disk type='file' device='cdrom'><source file='%[4]s'/><target dev='hdc' bus='ide'/><readonly/></disk>
+    <interface type='user'><mac address='52:54:00:12:34:56'/><model type='virtio'/></interface>
+    <serial type='file'><source path='%[3]s'/><target port='0'/></serial>
+    <graphics type='vnc' port='-1' listen='127.0.0.1' passwd='vncsecr8'/>
+  </devices>
+</domain>`
+
+// virtType is kvm when libvirt's qemu user can open /dev/kvm (through the
+// kvm group or everyone), else qemu (TCG).
+func virtType() string {
+	fi, err := os.Stat("/dev/kvm")
+	if err != nil {
+		return "qemu"
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	kvm, gerr := user.LookupGroup("kvm")
+	switch {
+	case fi.Mode().Perm()&0o006 == 0o006:
+		return "kvm"
+	case ok && gerr == nil && fmt.Sprint(st.Gid) == kvm.Gid && fi.Mode().Perm()&0o060 == 0o060:
+		return "kvm"
+	}
+	return "qemu"
+}
+
+// serialLog is a file qemu may write, in a directory the test removes.
+func serialLog(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "govbmc-serial")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "serial.log")
+}
+
+func readLog(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// firstBoot is the first device SeaBIOS tried ("ROM" is the NIC's iPXE
+// option ROM), or "" before it tried any.
+func firstBoot(log string) string {
+	_, rest, ok := strings.Cut(log, "Booting from ")
+	if !ok {
+		return ""
+	}
+	dev, _, ok := strings.Cut(rest, "...")
+	if !ok {
+		return "" // the line is still being written
+	}
+	return dev
+}
+
+// TestQemuPowerAndPXEBoot drives a real VM: the power matrix confirmed by
+// libvirt, a next-boot PXE override that really PXE-boots once, a disk boot
+// that does not, and a next-boot CD/DVD override gone after one boot.
+func TestQemuPowerAndPXEBoot(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	testtool.Require(t, "qemu-system-x86_64")
+	c := get(t, pool(t), "qemu:///system")
+	name := domainName(t, "")
+	logPath := serialLog(t)
+	blank := filepath.Join(filepath.Dir(logPath), "blank.iso")
+	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	define(t, c, name, qemuDomain, virtType(), logPath, blank)
+	n := serveDomain(t, c, name)
+
+	// PXE, next boot only.
+	n.must("chassis", "bootdev", "pxe")
+	mustContain(t, n.must("chassis", "bootparam", "get", "5"), "Force PXE", "Options apply to only next boot")
+	mustContain(t, n.must("power", "on"), "Up/On")
+	if state(t, c, name) != libvirt.DomainRunning {
+		t.Fatal("VM not running after power on")
+	}
+	testtool.Eventually(t, 90*time.Second, "the VM PXE-boots (iPXE runs on its serial console)", func() bool {
+		return strings.Contains(readLog(logPath), "iPXE (PCI 00:03.0) starting execution")
+	})
+	if dev := firstBoot(readLog(logPath)); dev != "ROM" {
+		t.Fatalf("first boot device %q, want the NIC's ROM (PXE):\n%s", dev, readLog(logPath))
+	}
+	// The override was for one boot: the definition is back to the disk.
+	if doc := inactiveXML(t, c, name); !strings.Contains(doc, "<boot dev='hd'/>") || strings.Contains(doc, "network") {
+		t.Fatalf("definition after the PXE boot:\n%s", doc)
+	}
+	if !strings.Contains(inactiveXML(t, c, name), "passwd='vncsecr8'") {
+		t.Fatal("the VNC password was lost")
+	}
+
+	mustContain(t, n.must("power", "diag"), "Diag")
+	mustContain(t, n.must("power", "soft"), "Soft") // no guest OS: ACPI is ignored
+	mustContain(t, n.must("power", "off"), "Down/Off")
+	if state(t, c, name) != libvirt.DomainShutoff {
+		t.Fatal("VM still running after power off")
+	}
+
+	// Disk, persistent: SeaBIOS boots the (absent) disk first, not PXE.
+	n.must("chassis", "bootdev", "disk", "options=persistent")
+	if err := os.Truncate(logPath, 0); err != nil {
+		t.Fatal(err)
+	}
+	n.must("power", "on")
+	testtool.Eventually(t, 60*time.Second, "SeaBIOS picks a boot device", func() bool {
+		return firstBoot(readLog(logPath)) != ""
+	})
+	if dev := firstBoot(readLog(logPath)); dev != "Hard Disk" {
+		t.Fatalf("first boot device %q, want the hard disk:\n%s", dev, readLog(logPath))
+	}
+
+	// CD/DVD for the next boot only, consumed by a power cycle.
+	n.must("chassis", "bootdev", "cdrom")
+	if !strings.Contains(inactiveXML(t, c, name), "<boot dev='cdrom'/>") {
+		t.Fatal("cdrom override not written")
+	}
+	if err := os.Truncate(logPath, 0); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, n.must("power", "cycle"), "Cycle")
+	testtool.Eventually(t, 60*time.Second, "SeaBIOS picks a boot device", func() bool {
+		return firstBoot(readLog(logPath)) != ""
+	})
+	if dev := firstBoot(readLog(logPath)); dev != "DVD/CD" {
+		t.Fatalf("first boot device %q, want the CD/DVD:\n%s", dev, readLog(logPath))
+	}
+	if doc := inactiveXML(t, c, name); strings.Contains(doc, "<boot dev='cdrom'/>") || !strings.Contains(doc, "<boot dev='hd'/>") {
+		t.Fatalf("cdrom override not gone after one boot:\n%s", doc)
+	}
+	mustContain(t, n.must("chassis", "bootparam", "get", "5"), "Force Boot from default Hard-Drive", "Options apply to all future boots")
+	n.must("power", "off")
+}
