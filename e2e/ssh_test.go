@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/digitalocean/go-libvirt"
+	"github.com/govbmc/govbmc/internal/testtool"
+	"github.com/govbmc/govbmc/libvirtconn"
+)
+
+// sshURI is a driver+ssh libvirt URI through the test's sshd, logging in
+// as root with the test's key file and checking its known_hosts.
+func sshURI(s *testtool.Sshd, driver, path, knownHosts string) string {
+	q := url.Values{"keyfile": {s.ClientKey}, "known_hosts": {knownHosts}}
+	return fmt.Sprintf("%s+ssh://root@127.0.0.1:%d%s?%s", driver, s.Port, path, q.Encode())
+}
+
+// TestSSHOneTunnelForManyNodes: 100 ipmitool commands across 10 nodes on one
+// host through qemu+ssh-style URIs use a single SSH connection.
+func TestSSHOneTunnelForManyNodes(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	sshd := testtool.StartSshd(t)
+	p := pool(t)
+	c := get(t, p, sshURI(sshd, "test", "/default", sshd.KnownHosts))
+	var nodes []*node
+	var names []string
+	for i := 0; i < 10; i++ {
+		name := domainName(t, fmt.Sprint("-", i))
+		define(t, c, name, testDomain)
+		names = append(names, name)
+		nodes = append(nodes, serveDomain(t, c, name))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i, n := range nodes {
+		wg.Add(1)
+		go func(i int, n *node) {
+			defer wg.Done()
+			for j := 0; j < 10; j++ {
+				args := []string{"power", "status"}
+				switch j {
+				case 3:
+					args = []string{"power", "on"}
+				case 6:
+					args = []string{"chassis", "bootdev", "pxe", "options=persistent"}
+				case 8:
+					args = []string{"power", "off"}
+				}
+				if out, err := n.ipmitool(args...); err != nil {
+					errs <- fmt.Errorf("node %d %v: %v\n%s", i, args, err, out)
+					return
+				}
+			}
+		}(i, n)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, name := range names {
+		if !strings.Contains(inactiveXML(t, c, name), "<boot dev='network'/>") {
+			t.Errorf("%s: boot device not set through the tunnel", name)
+		}
+	}
+	if got := c.SSHDials.Load(); got != 1 {
+		t.Errorf("%d SSH clients opened, want 1", got)
+	}
+	if got := sshd.Logins(); got != 1 {
+		t.Errorf("sshd accepted %d logins, want 1\n%s", got, sshd.Log())
+	}
+}
+
+// TestQemuOverSSH: the power commands against a real VM through qemu+ssh.
+func TestQemuOverSSH(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	testtool.Require(t, "qemu-system-x86_64")
+	sshd := testtool.StartSshd(t)
+	c := get(t, pool(t), sshURI(sshd, "qemu", "/system", sshd.KnownHosts))
+	name := domainName(t, "")
+	logPath := serialLog(t)
+	blank := logPath + ".iso"
+	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	define(t, c, name, qemuDomain, virtType(), logPath, blank)
+	n := serveDomain(t, c, name)
+	mustContain(t, n.must("power", "status"), "Chassis Power is off")
+	n.must("chassis", "bootdev", "pxe")
+	n.must("power", "on")
+	if state(t, c, name) != libvirt.DomainRunning {
+		t.Fatal("VM not running")
+	}
+	mustContain(t, n.must("power", "status"), "Chassis Power is on")
+	n.must("power", "reset")
+	n.must("power", "off")
+	if state(t, c, name) != libvirt.DomainShutoff {
+		t.Fatal("VM still running")
+	}
+}
+
+// TestSSHHostKeys: a changed host key is refused even with no_verify=1; an
+// unknown host is refused unless no_verify=1.
+func TestSSHHostKeys(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	sshd := testtool.StartSshd(t)
+	other := testtool.StartSshd(t) // a different host key
+	kh, err := os.ReadFile(other.KnownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := testtool.WriteFile(t, "changed_known_hosts", strings.Replace(string(kh), fmt.Sprint(other.Port), fmt.Sprint(sshd.Port), 1))
+	empty := testtool.WriteFile(t, "empty_known_hosts", "")
+
+	cases := []struct {
+		name       string
+		knownHosts string
+		extra      string
+		wantErr    string
+	}{
+		{"changed key", changed, "", "changed"},
+		{"changed key with no_verify", changed, "&no_verify=1", "changed"},
+		{"unknown host", empty, "", "not in"},
+		{"unknown host with no_verify", empty, "&no_verify=1", ""},
+		{"known host", sshd.KnownHosts, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := get(t, pool(t), sshURI(sshd, "test", "/default", tc.knownHosts)+tc.extra)
+			_, err := libvirtconn.NewDomain(c, "test", nil).PowerState(ctxFor(t))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, libvirtconn.ErrUnavailable) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err=%v, want a refusal mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
