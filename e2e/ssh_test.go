@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/digitalocean/go-libvirt"
 	"github.com/govbmc/govbmc/internal/testtool"
@@ -144,5 +146,77 @@ func TestSSHHostKeys(t *testing.T) {
 				t.Fatalf("err=%v, want a refusal mentioning %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestSSHKeySources: rsa and ecdsa key files, a key held by ssh-agent, and
+// the user's default key when the URI names none.
+func TestSSHKeySources(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	sshd := testtool.StartSshd(t)
+	dir := t.TempDir()
+	works := func(t *testing.T, uri string) {
+		t.Helper()
+		c := get(t, pool(t), uri)
+		if _, err := libvirtconn.NewDomain(c, "test", nil).PowerState(ctxFor(t)); err != nil {
+			t.Fatalf("%s: %v", uri, err)
+		}
+	}
+	base := fmt.Sprintf("test+ssh://root@127.0.0.1:%d/default", sshd.Port)
+	for _, kt := range []string{"rsa", "ecdsa"} {
+		t.Run(kt, func(t *testing.T) {
+			k := testtool.NewKey(t, dir, kt)
+			sshd.Authorize(k + ".pub")
+			works(t, base+"?"+url.Values{"keyfile": {k}, "known_hosts": {sshd.KnownHosts}}.Encode())
+		})
+	}
+	t.Run("agent", func(t *testing.T) {
+		testtool.Require(t, "ssh-agent")
+		k := testtool.NewKey(t, t.TempDir(), "ed25519")
+		sshd.Authorize(k + ".pub")
+		sock := dir + "/agent.sock"
+		agent := exec.Command("ssh-agent", "-D", "-a", sock)
+		if err := agent.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
+		testtool.Eventually(t, 5*time.Second, "ssh-agent socket", func() bool { _, err := os.Stat(sock); return err == nil })
+		add := exec.Command("ssh-add", k)
+		add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+		if out, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("ssh-add: %v: %s", err, out)
+		}
+		t.Setenv("SSH_AUTH_SOCK", sock)
+		t.Setenv("HOME", t.TempDir()) // no default keys: only the agent can log in
+		works(t, base+"?"+url.Values{"known_hosts": {sshd.KnownHosts}}.Encode())
+	})
+	t.Run("default key", func(t *testing.T) {
+		home := t.TempDir()
+		if err := os.MkdirAll(home+"/.ssh", 0o700); err != nil {
+			t.Fatal(err)
+		}
+		k := testtool.NewKey(t, home+"/.ssh", "ed25519")
+		sshd.Authorize(k + ".pub")
+		t.Setenv("HOME", home)
+		t.Setenv("SSH_AUTH_SOCK", "")
+		works(t, base+"?"+url.Values{"known_hosts": {sshd.KnownHosts}}.Encode())
+	})
+}
+
+// TestSSHTunnelDropRecovers: when the SSH connection dies, commands get 0xC0
+// and a new tunnel is opened on its own; the old SSH client is closed.
+func TestSSHTunnelDropRecovers(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	sshd := testtool.StartSshd(t)
+	c := get(t, pool(t), sshURI(sshd, "test", "/default", sshd.KnownHosts))
+	n := serveDomain(t, c, "test")
+	mustContain(t, n.must("power", "status"), "Chassis Power is on")
+	sshd.DropConnections()
+	testtool.Eventually(t, 20*time.Second, "a new tunnel after the drop", func() bool {
+		out, err := n.ipmitool("power", "status")
+		return err == nil && strings.Contains(out, "Chassis Power is on") && c.SSHDials.Load() == 2
+	})
+	if got := sshd.Logins(); got != 2 {
+		t.Fatalf("%d SSH logins, want 2 (the first and the reconnection)", got)
 	}
 }

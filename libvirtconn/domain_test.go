@@ -382,3 +382,26 @@ func TestReconnectsAfterLibvirtdRestart(t *testing.T) {
 		t.Fatalf("dials=%d: no reconnection happened", n)
 	}
 }
+
+func TestEFIReportsTheDomainFirmware(t *testing.T) {
+	_, c := testConn(t)
+	efi := strings.Replace(testDomainXML, "<type arch='x86_64'>hvm</type>",
+		"<type arch='x86_64'>hvm</type><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>", 1)
+	for _, tc := range []struct {
+		name string
+		doc  string
+		efi  bool
+	}{{"uefi", efi, true}, {"legacy", testDomainXML, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			d := NewDomain(c, defineDomain(t, c, tc.doc), nil)
+			// Whatever the request says, the answer is the firmware's.
+			if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootPXE, Persistent: true, EFI: !tc.efi}); err != nil {
+				t.Fatal(err)
+			}
+			if o, err := d.BootOverride(ctx); err != nil || o.EFI != tc.efi {
+				t.Fatalf("EFI=%v (err %v), want %v", o.EFI, err, tc.efi)
+			}
+		})
+	}
+}

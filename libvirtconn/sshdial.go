@@ -27,10 +27,11 @@ var defaultKeyFiles = []string{"id_ed25519", "id_ecdsa", "id_rsa"}
 // host key checked against known_hosts. go-libvirt's own SSH dialer is not
 // used: it never closes its SSH client, leaking one per connection.
 func dialSSH(ctx context.Context, u *URI) (*ssh.Client, error) {
-	cfg, err := sshClientConfig(u)
+	cfg, done, err := sshClientConfig(u)
 	if err != nil {
 		return nil, err
 	}
+	defer done() // the agent is needed for the handshake only
 	d := net.Dialer{Timeout: sshDialTimeout}
 	ctx, cancel := context.WithTimeout(ctx, sshDialTimeout)
 	defer cancel()
@@ -48,39 +49,43 @@ func dialSSH(ctx context.Context, u *URI) (*ssh.Client, error) {
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
-func sshClientConfig(u *URI) (*ssh.ClientConfig, error) {
+// sshClientConfig builds the client configuration; done releases the
+// ssh-agent connection it may hold, once the handshake is over.
+func sshClientConfig(u *URI) (cfg *ssh.ClientConfig, done func(), err error) {
 	name := u.User
 	if name == "" {
 		cur, err := user.Current()
 		if err != nil {
-			return nil, fmt.Errorf("ssh: no user in the URI and no current user: %w", err)
+			return nil, nil, fmt.Errorf("ssh: no user in the URI and no current user: %w", err)
 		}
 		name = cur.Username
 	}
-	auth, err := sshAuthMethods(u)
-	if err != nil {
-		return nil, err
-	}
 	hostKeys, err := hostKeyCallback(u)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &ssh.ClientConfig{User: name, Auth: auth, HostKeyCallback: hostKeys, Timeout: sshDialTimeout}, nil
+	auth, done, err := sshAuthMethods(u)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &ssh.ClientConfig{User: name, Auth: auth, HostKeyCallback: hostKeys, Timeout: sshDialTimeout}, done, nil
 }
 
-func sshAuthMethods(u *URI) ([]ssh.AuthMethod, error) {
+func sshAuthMethods(u *URI) ([]ssh.AuthMethod, func(), error) {
+	nothing := func() {}
 	if u.Keyfile != "" {
 		signer, err := readKey(u.Keyfile)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return []ssh.AuthMethod{ssh.PublicKeys(signer)}, nil
+		return []ssh.AuthMethod{ssh.PublicKeys(signer)}, nothing, nil
 	}
 	var signers []ssh.Signer
+	done := nothing
 	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
 		if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
-			// The agent connection lives as long as the process: signing
-			// happens during every handshake.
+			// Agent signers sign through this connection during the handshake.
+			done = func() { conn.Close() }
 			if s, err := agent.NewClient(conn).Signers(); err == nil {
 				signers = append(signers, s...)
 			}
@@ -94,9 +99,10 @@ func sshAuthMethods(u *URI) ([]ssh.AuthMethod, error) {
 		}
 	}
 	if len(signers) == 0 {
-		return nil, errors.New("ssh: no key: give keyfile= in the URI, run an ssh-agent, or create ~/.ssh/id_ed25519")
+		done()
+		return nil, nil, errors.New("ssh: no key: give keyfile= in the URI, run an ssh-agent, or create ~/.ssh/id_ed25519")
 	}
-	return []ssh.AuthMethod{ssh.PublicKeys(signers...)}, nil
+	return []ssh.AuthMethod{ssh.PublicKeys(signers...)}, done, nil
 }
 
 func readKey(path string) (ssh.Signer, error) {

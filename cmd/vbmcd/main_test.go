@@ -206,3 +206,40 @@ func TestDaemonKeepsOtherNodesWhenAPortIsTaken(t *testing.T) {
 		t.Fatalf("the other node: %v\n%s", err, out)
 	}
 }
+
+func TestDaemonServesLibvirtNodes(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	ports := freeUDPPorts(t, 2)
+	cfg := fmt.Sprintf(`nodes:
+  - name: test
+    address: 127.0.0.1
+    port: %d
+    users: [{name: admin, password: password}]
+    backend: {type: libvirt, uri: "test:///default"}
+  - name: ghost
+    address: 127.0.0.1
+    port: %d
+    users: [{name: admin, password: password}]
+    backend: {type: libvirt, uri: "test:///default", domain: no-such-domain}
+`, ports[0], ports[1])
+	d := startDaemon(t, "--config", writeConfig(t, cfg))
+	d.waitFor(t, "vbmcd serving")
+	ipmitool := func(port int, args ...string) (string, error) {
+		base := []string{"-I", "lanplus", "-H", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "admin", "-P", "password"}
+		return testtool.Run(t, 30*time.Second, "ipmitool", append(base, args...)...)
+	}
+	// The test driver's own domain "test" runs.
+	if out, err := ipmitool(ports[0], "power", "status"); err != nil || !strings.Contains(out, "Chassis Power is on") {
+		t.Fatalf("libvirt node: %v\n%s", err, out)
+	}
+	// A node whose domain does not exist answers "node busy" and says why.
+	out, err := ipmitool(ports[1], "power", "status")
+	if err == nil || !strings.Contains(out, "Node busy") {
+		t.Fatalf("missing domain: %v\n%s", err, out)
+	}
+	for _, w := range []string{"node=ghost", "no-such-domain", "Domain not found"} {
+		if !strings.Contains(d.output(), w) {
+			t.Errorf("log lacks %q", w)
+		}
+	}
+}

@@ -281,3 +281,18 @@ func TestParseRefusals(t *testing.T) {
 		})
 	}
 }
+
+func TestLibvirtExampleParses(t *testing.T) {
+	nodes, err := config.Load("../../configs/libvirt-example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 4 {
+		t.Fatalf("%d nodes", len(nodes))
+	}
+	for _, n := range nodes {
+		if n.Backend.Type != "libvirt" || n.Backend.URI == "" || n.Backend.Domain == "" {
+			t.Errorf("%s: backend %+v", n.Name, n.Backend)
+		}
+	}
+}

@@ -135,3 +135,40 @@ func freeTCPPort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// Authorize lets root log in with one more public key.
+func (s *Sshd) Authorize(pubKeyFile string) {
+	s.t.Helper()
+	pub, err := os.ReadFile(pubKeyFile)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(pub); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// DropConnections kills the per-connection sshd processes, cutting every
+// open SSH session while the listener stays up.
+func (s *Sshd) DropConnections() {
+	s.t.Helper()
+	out, _ := exec.Command("pgrep", "-P", fmt.Sprint(s.cmd.Process.Pid)).Output()
+	for _, pid := range strings.Fields(string(out)) {
+		_ = exec.Command("kill", "-9", pid).Run()
+	}
+}
+
+// NewKey generates a private key of the given ssh-keygen type in dir.
+func NewKey(t testing.TB, dir, keyType string) string {
+	t.Helper()
+	k := filepath.Join(dir, "id_"+keyType)
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", keyType, "-N", "", "-f", k).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -t %s: %v: %s", keyType, err, out)
+	}
+	return k
+}

@@ -1,0 +1,118 @@
+package libvirtconn
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/govbmc/govbmc/internal/testtool"
+)
+
+// freezer is a unix socket proxy to libvirtd that can stop passing bytes,
+// the way a hung libvirtd or a stalled tunnel does.
+type freezer struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	frozen bool
+	path   string
+}
+
+func startFreezer(t *testing.T, backend string) *freezer {
+	f := &freezer{path: filepath.Join(t.TempDir(), "proxy.sock")}
+	f.cond = sync.NewCond(&f.mu)
+	l, err := net.Listen("unix", f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(); f.set(false) })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("unix", backend)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			go f.pipe(in, out)
+			go f.pipe(out, in)
+		}
+	}()
+	return f
+}
+
+func (f *freezer) set(frozen bool) {
+	f.mu.Lock()
+	f.frozen = frozen
+	f.mu.Unlock()
+	f.cond.Broadcast()
+}
+
+func (f *freezer) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		f.mu.Lock()
+		for f.frozen {
+			f.cond.Wait()
+		}
+		f.mu.Unlock()
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestHungCallClosesTheConnection: a call libvirtd never answers returns
+// at the caller's deadline, the connection is closed under it once the hard
+// call timeout passes, and a fresh connection serves the next calls.
+func TestHungCallClosesTheConnection(t *testing.T) {
+	lvd := testtool.StartPrivateLibvirtd(t)
+	proxy := startFreezer(t, lvd.Socket)
+	pool := NewPool(nil, time.Second)
+	defer pool.Close()
+	c, err := pool.Get("test+unix:///default?socket="+proxy.path, Credentials{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDomain(c, "test", nil)
+	if _, err := d.PowerState(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.set(true)
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	start := time.Now()
+	_, err = d.PowerState(short)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+		t.Fatalf("short deadline: err=%v after %v", err, time.Since(start))
+	}
+	start = time.Now()
+	_, err = d.PowerState(testCtx(t))
+	if !errors.Is(err, ErrUnavailable) || time.Since(start) > 3*time.Second {
+		t.Fatalf("hung call: err=%v after %v, want ErrUnavailable after the 1s call timeout", err, time.Since(start))
+	}
+
+	proxy.set(false)
+	testtool.Eventually(t, 15*time.Second, "a new connection serves calls", func() bool {
+		_, err := d.PowerState(testCtx(t))
+		return err == nil
+	})
+	if c.Dials.Load() < 2 {
+		t.Fatal("the hung connection was not replaced")
+	}
+}
