@@ -22,12 +22,20 @@ type freezer struct {
 }
 
 func startFreezer(t *testing.T, backend string) *freezer {
-	f := &freezer{path: filepath.Join(t.TempDir(), "proxy.sock")}
-	f.cond = sync.NewCond(&f.mu)
-	l, err := net.Listen("unix", f.path)
+	path := filepath.Join(t.TempDir(), "proxy.sock")
+	l, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f := relay(t, l, backend)
+	f.path = path
+	return f
+}
+
+// relay forwards every connection l accepts to the unix socket backend.
+func relay(t *testing.T, l net.Listener, backend string) *freezer {
+	f := &freezer{}
+	f.cond = sync.NewCond(&f.mu)
 	t.Cleanup(func() { l.Close(); f.set(false) })
 	go func() {
 		for {
@@ -114,5 +122,26 @@ func TestHungCallClosesTheConnection(t *testing.T) {
 	})
 	if c.Dials.Load() < 2 {
 		t.Fatal("the hung connection was not replaced")
+	}
+}
+
+// TestTCPTransport reaches libvirtd over qemu+tcp-style TCP through a
+// loopback relay to its socket (libvirtd itself listens on TCP only with
+// --listen, which the system daemon here does not use).
+func TestTCPTransport(t *testing.T) {
+	sock := testtool.SystemLibvirtd(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay(t, l, sock)
+	pool := NewPool(nil, 0)
+	defer pool.Close()
+	c, err := pool.Get("test+tcp://"+l.Addr().String()+"/default", Credentials{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := NewDomain(c, "test", nil).PowerState(testCtx(t)); err != nil || s.String() != "on" {
+		t.Fatalf("over TCP: %v %v", s, err)
 	}
 }
