@@ -39,15 +39,28 @@ type NodeStatus struct {
 	Status Status
 	// Reason explains StatusError (bind failure, unreachable hypervisor…).
 	Reason string
+	// Active is whether the node was started (and comes back after a restart).
+	Active bool
+	// ReadOnly nodes come from a fleet file and cannot be changed at run time.
+	ReadOnly bool
 }
 
-// ErrUnknownNode is returned for a node name the manager does not hold.
-var ErrUnknownNode = errors.New("no such node")
+// Errors the manager returns.
+var (
+	// ErrUnknownNode: no node of that name.
+	ErrUnknownNode = errors.New("no such node")
+	// ErrNodeExists: a node of that name is already there.
+	ErrNodeExists = errors.New("already exists")
+	// ErrReadOnly: the node comes from a fleet file.
+	ErrReadOnly = errors.New("is defined in the fleet file and is read-only")
+)
 
 type managedNode struct {
 	node     Node
 	status   Status
 	reason   string
+	active   bool
+	readOnly bool
 	machine  Machine
 	frontend Frontend
 	done     chan struct{} // closed when Serve has returned
@@ -60,7 +73,9 @@ type Manager struct {
 	frontends FrontendFactory
 	log       *slog.Logger
 
-	opMu  sync.Mutex // serialises Start and Stop so a node is never brought up twice
+	store     *Store // nil: nothing persists
+
+	opMu  sync.Mutex // serialises changes (add, start, stop, delete)
 	mu    sync.Mutex // guards nodes
 	nodes map[string]*managedNode
 }
@@ -73,22 +88,140 @@ func NewManager(machines MachineFactory, frontends FrontendFactory, log *slog.Lo
 	return &Manager{machines: machines, frontends: frontends, log: log, nodes: map[string]*managedNode{}}
 }
 
-// Add registers a node (stopped). It is refused when invalid or when its name
-// or listen address clashes with a node already held.
+// UseStore makes the manager persist every node it adds, starts, stops or
+// deletes (except read-only ones) in s.
+func (m *Manager) UseStore(s *Store) { m.store = s }
+
+// Add registers a node (stopped) and persists it. It is refused when invalid
+// or when its name or listen address clashes with a node already held.
 func (m *Manager) Add(n Node) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	return m.add(n, false, false)
+}
+
+// AddReadOnly registers a node of a fleet file: listed, not persisted, not
+// changeable at run time.
+func (m *Manager) AddReadOnly(n Node) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	return m.add(n, false, true)
+}
+
+func (m *Manager) add(n Node, active, readOnly bool) error {
 	n.ApplyDefaults()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	if _, ok := m.nodes[n.Name]; ok {
+		m.mu.Unlock()
+		return &FieldError{Node: n.Name, Field: "name", Err: ErrNodeExists}
+	}
 	fleet := make([]Node, 0, len(m.nodes)+1)
 	for _, mn := range m.nodes {
 		fleet = append(fleet, mn.node)
 	}
+	m.mu.Unlock()
 	sort.Slice(fleet, func(i, j int) bool { return fleet[i].Name < fleet[j].Name })
 	if err := ValidateFleet(append(fleet, n)); err != nil {
 		return err
 	}
-	m.nodes[n.Name] = &managedNode{node: n, status: StatusDown}
+	if !readOnly && m.store != nil {
+		if err := m.store.Save(StoredNode{Node: n, Active: active}); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	m.nodes[n.Name] = &managedNode{node: n, status: StatusDown, active: active, readOnly: readOnly}
+	m.mu.Unlock()
 	return nil
+}
+
+// Restore brings back the store's nodes: every one is added, and those that
+// were started are started again. Unreadable files are reported, not fatal.
+func (m *Manager) Restore(ctx context.Context) []error {
+	if m.store == nil {
+		return nil
+	}
+	stored, errs := m.store.LoadAll()
+	for _, sn := range stored {
+		m.opMu.Lock()
+		err := m.add(sn.Node, sn.Active, false)
+		m.opMu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore %q: %w", sn.Node.Name, err))
+			continue
+		}
+		if sn.Active {
+			if err := m.Start(ctx, sn.Node.Name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errs
+}
+
+// Check builds a node's machine once to see that it is there (for a libvirt
+// node: the hypervisor answers and the domain exists).
+func (m *Manager) Check(ctx context.Context, n Node) error {
+	n.ApplyDefaults()
+	machine, err := m.machines(ctx, n)
+	if err != nil {
+		return err
+	}
+	defer machine.Close()
+	if c, ok := machine.(interface{ Exists(context.Context) error }); ok {
+		return c.Exists(ctx)
+	}
+	return nil
+}
+
+// Delete stops a node and forgets it, removing its file.
+func (m *Manager) Delete(name string) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	mn, err := m.changeable(name)
+	if err != nil {
+		return fmt.Errorf("delete %q: %w", name, err)
+	}
+	if err := m.release(mn); err != nil {
+		m.log.Warn("releasing the deleted node", "node", name, "err", err)
+	}
+	if m.store != nil {
+		if err := m.store.Delete(name); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	delete(m.nodes, name)
+	m.mu.Unlock()
+	m.log.Info("node deleted", "node", name)
+	return nil
+}
+
+// changeable returns a node that run-time commands may change.
+func (m *Manager) changeable(name string) (*managedNode, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mn, ok := m.nodes[name]
+	if !ok {
+		return nil, ErrUnknownNode
+	}
+	if mn.readOnly {
+		return nil, ErrReadOnly
+	}
+	return mn, nil
+}
+
+// setActive records whether a stored node should run after a restart.
+func (m *Manager) setActive(mn *managedNode, active bool) error {
+	m.mu.Lock()
+	changed := mn.active != active
+	mn.active = active
+	n, readOnly := mn.node, mn.readOnly
+	m.mu.Unlock()
+	if !changed || readOnly || m.store == nil {
+		return nil
+	}
+	return m.store.Save(StoredNode{Node: n, Active: active})
 }
 
 // Start brings a node up: its machine, then its listener. Starting a running
@@ -102,12 +235,15 @@ func (m *Manager) Start(ctx context.Context, name string) error {
 		m.mu.Unlock()
 		return fmt.Errorf("start %q: %w", name, ErrUnknownNode)
 	}
-	if mn.status == StatusRunning {
-		m.mu.Unlock()
-		return nil
-	}
+	running := mn.status == StatusRunning
 	node := mn.node
 	m.mu.Unlock()
+	if err := m.setActive(mn, true); err != nil {
+		return fmt.Errorf("start %q: %w", name, err)
+	}
+	if running {
+		return nil
+	}
 
 	// A listener that failed on its own still holds its socket and machine.
 	if err := m.release(mn); err != nil {
@@ -165,6 +301,9 @@ func (m *Manager) Stop(name string) error {
 	mn.status, mn.reason = StatusDown, ""
 	m.mu.Unlock()
 
+	if err := m.setActive(mn, false); err != nil {
+		return fmt.Errorf("stop %q: %w", name, err)
+	}
 	if err := m.release(mn); err != nil {
 		return fmt.Errorf("stop %q: %w", name, err)
 	}
@@ -213,18 +352,28 @@ func (m *Manager) List() []NodeStatus {
 	defer m.mu.Unlock()
 	out := make([]NodeStatus, 0, len(m.nodes))
 	for _, mn := range m.nodes {
-		out = append(out, NodeStatus{Node: mn.node, Status: mn.status, Reason: mn.reason})
+		out = append(out, NodeStatus{Node: mn.node, Status: mn.status, Reason: mn.reason, Active: mn.active, ReadOnly: mn.readOnly})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node.Name < out[j].Node.Name })
 	return out
 }
 
-// Close stops every node.
+// Close takes every node down without touching what is persisted, so that
+// the next daemon brings back the same nodes.
 func (m *Manager) Close() error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	m.mu.Lock()
+	nodes := make([]*managedNode, 0, len(m.nodes))
+	for _, mn := range m.nodes {
+		nodes = append(nodes, mn)
+		mn.status, mn.reason = StatusDown, ""
+	}
+	m.mu.Unlock()
 	var errs []error
-	for _, st := range m.List() {
-		if err := m.Stop(st.Node.Name); err != nil {
-			errs = append(errs, err)
+	for _, mn := range nodes {
+		if err := m.release(mn); err != nil {
+			errs = append(errs, fmt.Errorf("close %q: %w", mn.node.Name, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -208,7 +208,7 @@ func TestManagerAddRefuses(t *testing.T) {
 		{"port clash", at("b", "127.0.0.1", 7000), []string{`"b"`, `"a"`, "port", "7000"}},
 		{"ipv6 wildcard clash", at("b", "::", 7000), []string{`"b"`, `"a"`, "port"}},
 		{"ipv4 wildcard clash", at("b", "0.0.0.0", 7000), []string{`"b"`, `"a"`, "port"}},
-		{"duplicate name", at("a", "127.0.0.1", 7002), []string{`"a"`, "name", "twice"}},
+		{"duplicate name", at("a", "127.0.0.1", 7002), []string{`"a"`, "name", "already exists"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
