@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -313,3 +314,23 @@ func (c *Conn) Close() error {
 type alreadyDialed struct{ nc net.Conn }
 
 func (a alreadyDialed) Dial() (net.Conn, error) { return a.nc, nil }
+
+// Domains returns the names of every domain the hypervisor defines, sorted.
+func (c *Conn) Domains(ctx context.Context) ([]string, error) {
+	var names []string
+	err := c.Do(ctx, func(lv *libvirt.Libvirt) error {
+		doms, _, err := lv.ConnectListAllDomains(1, 0)
+		if err != nil {
+			return err
+		}
+		for _, d := range doms {
+			names = append(names, d.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list domains on %s: %w", c.uri.Raw, err)
+	}
+	sort.Strings(names)
+	return names, nil
+}

@@ -81,7 +81,8 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{logs: &testtool.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(bin, args...)
+	// Never the user's ~/.vbmc.
+	d.cmd = exec.Command(bin, append([]string{"--config-dir", t.TempDir()}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

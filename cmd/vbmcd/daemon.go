@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/govbmc/govbmc/bmc"
+	"github.com/govbmc/govbmc/internal/config"
+	"github.com/govbmc/govbmc/internal/control"
+	"github.com/govbmc/govbmc/internal/version"
+	"github.com/govbmc/govbmc/ipmi"
+	"github.com/govbmc/govbmc/libvirtconn"
+)
+
+// newManager wires the backends and the IPMI front end into a manager.
+// Nodes on the same hypervisor share one libvirt connection from pool.
+func newManager(log *slog.Logger, pool *libvirtconn.Pool) *bmc.Manager {
+	machines := func(_ context.Context, n bmc.Node) (bmc.Machine, error) {
+		switch n.Backend.Type {
+		case bmc.BackendSim:
+			return bmc.NewSimMachine(n)
+		case bmc.BackendLibvirt:
+			conn, err := libvirtConn(pool, n.Backend)
+			if err != nil {
+				return nil, err
+			}
+			return libvirtconn.NewDomain(conn, n.Backend.Domain, log.With("node", n.Name)), nil
+		}
+		return nil, fmt.Errorf("unknown backend %q", n.Backend.Type)
+	}
+	frontends := func(n bmc.Node, m bmc.Machine) (bmc.Frontend, error) {
+		return ipmi.New(n, m, ipmi.Options{Logger: log})
+	}
+	return bmc.NewManager(machines, frontends, log)
+}
+
+func libvirtConn(pool *libvirtconn.Pool, b bmc.Backend) (*libvirtconn.Conn, error) {
+	uri, err := libvirtconn.EffectiveURI(b)
+	if err != nil {
+		return nil, err
+	}
+	return pool.Get(uri, libvirtconn.Credentials{SASLUsername: b.SASLUsername, SASLPassword: b.SASLPassword})
+}
+
+// runDaemon serves until ctx ends: the stored BMCs, the fleet file's, and
+// the control socket.
+func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
+	var fleet []bmc.Node
+	if o.configFile != "" {
+		var err error
+		if fleet, err = config.Load(o.configFile); err != nil {
+			return err
+		}
+	}
+	store, err := bmc.OpenStore(o.configDir)
+	if err != nil {
+		return err
+	}
+	release, err := acquirePidFile(o.pidFile)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	pool := libvirtconn.NewPool(log, 0)
+	defer pool.Close()
+	mgr := newManager(log, pool)
+	mgr.UseStore(store)
+
+	started := 0
+	for _, n := range fleet {
+		if err := mgr.AddReadOnly(n); err != nil {
+			return err
+		}
+		if err := mgr.Start(ctx, n.Name); err == nil {
+			started++
+		}
+	}
+	if len(fleet) > 0 && started == 0 {
+		_ = mgr.Close()
+		return fmt.Errorf("none of the %d nodes in %s could start (see the log)", len(fleet), o.configFile)
+	}
+	for _, err := range mgr.Restore(ctx) {
+		log.Error("restoring a stored BMC", "err", err)
+	}
+
+	sock := filepath.Join(o.configDir, control.SocketName)
+	l, err := control.Listen(sock)
+	if err != nil {
+		_ = mgr.Close()
+		return err
+	}
+	domains := func(ctx context.Context, _ string, b bmc.Backend) ([]string, error) {
+		conn, err := libvirtConn(pool, b)
+		if err != nil {
+			return nil, err
+		}
+		return conn.Domains(ctx)
+	}
+	srv := &http.Server{Handler: control.NewServer(mgr, domains, version.Version, log), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(l) }()
+	log.Info("vbmcd serving", "config_dir", o.configDir, "socket", sock, "nodes", len(mgr.List()), "version", version.Version)
+
+	select {
+	case <-ctx.Done():
+		log.Info("vbmcd stopping", "reason", context.Cause(ctx))
+	case err := <-serveErr:
+		log.Error("control socket failed", "err", err)
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	os.Remove(sock)
+	if err := mgr.Close(); err != nil {
+		return fmt.Errorf("stop nodes: %w", err)
+	}
+	log.Info("vbmcd stopped")
+	return nil
+}
+
+// acquirePidFile writes the pid file, refusing when another vbmcd lives.
+func acquirePidFile(path string) (release func(), err error) {
+	if raw, err := os.ReadFile(path); err == nil {
+		var pid int
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(raw)), "%d", &pid); err == nil && pid > 0 && syscall.Kill(pid, 0) == nil && pid != os.Getpid() {
+			return nil, fmt.Errorf("vbmcd is already running (pid %d, pid file %s)", pid, path)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
+		return nil, fmt.Errorf("pid file: %w", err)
+	}
+	return func() { os.Remove(path) }, nil
+}
+
+// daemonize starts vbmcd again in the foreground, detached from the
+// terminal and logging to CONFIG_DIR/vbmcd.log, and returns once its
+// control socket answers.
+func daemonize(o options) error {
+	if err := os.MkdirAll(o.configDir, 0o700); err != nil {
+		return fmt.Errorf("config directory: %w", err)
+	}
+	logPath := filepath.Join(o.configDir, "vbmcd.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("log file: %w", err)
+	}
+	defer logFile.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"--foreground", "--config-dir", o.configDir, "--pid-file", o.pidFile, "--log-level", o.logLevel, "--log-format", o.logFormat}
+	child := exec.Command(self, args...)
+	child.Stdout, child.Stderr = logFile, logFile
+	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := child.Start(); err != nil {
+		return fmt.Errorf("start vbmcd: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+	client := control.NewClient(filepath.Join(o.configDir, control.SocketName))
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("vbmcd exited during start (%v); see %s", err, logPath)
+		case <-time.After(100 * time.Millisecond):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := client.Version(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("vbmcd did not answer on its socket within 15s; see %s", logPath)
+}
