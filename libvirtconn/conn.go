@@ -58,6 +58,12 @@ type Conn struct {
 	stop     chan struct{}
 	loopDone chan struct{}
 
+	// pool bookkeeping: the pool that handed the connection out, under
+	// which key, and how many users hold it (guarded by the pool's lock).
+	pool *Pool
+	key  poolKey
+	refs int
+
 	// Dials counts connection attempts that reached the transport, and
 	// SSHDials the SSH clients opened; tests and benchmarks read them.
 	Dials    atomic.Int64
@@ -83,6 +89,13 @@ func newConn(u *URI, creds Credentials, log *slog.Logger, callTimeout time.Durat
 	}
 	go c.maintain()
 	return c, nil
+}
+
+// Release gives the connection back to its pool; see Pool.Get.
+func (c *Conn) Release() {
+	if c.pool != nil {
+		c.pool.release(c)
+	}
 }
 
 // URI is the connection's URI.

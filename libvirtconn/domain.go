@@ -20,6 +20,8 @@ type Domain struct {
 	ref  string // domain name, or UUID text
 	log  *slog.Logger
 
+	closeOnce sync.Once
+
 	// mu serialises this machine's state changes and its boot bookkeeping.
 	mu sync.Mutex
 	// oneShot is a next-boot-only override written into the inactive XML
@@ -91,10 +93,14 @@ func (d *Domain) lookup(lv *libvirt.Libvirt) (libvirt.Domain, error) {
 	return lv.DomainLookupByName(d.ref)
 }
 
-// Exists reports whether the domain is defined; it is what `vbmc add` and
-// node start check.
+// Exists reports whether the domain is defined; `vbmc add` checks it. A
+// missing domain gets VirtualBMC's message.
 func (d *Domain) Exists(ctx context.Context) error {
-	return d.do(ctx, "look up", func(*libvirt.Libvirt, libvirt.Domain) error { return nil })
+	err := d.do(ctx, "look up", func(*libvirt.Libvirt, libvirt.Domain) error { return nil })
+	if libvirt.IsNotFound(err) {
+		return fmt.Errorf("No domain with matching name %s was found (libvirt URI %s)", d.ref, d.conn.URI().Raw)
+	}
+	return err
 }
 
 func isOn(state int32) bool {
@@ -387,5 +393,8 @@ func (d *Domain) OpenConsole(context.Context) (io.ReadWriteCloser, error) {
 	return nil, fmt.Errorf("domain %q console: %w", d.ref, bmc.ErrNotSupported)
 }
 
-// Close releases nothing: the connection belongs to the pool.
-func (d *Domain) Close() error { return nil }
+// Close gives the domain's use of the shared connection back to the pool.
+func (d *Domain) Close() error {
+	d.closeOnce.Do(d.conn.Release)
+	return nil
+}

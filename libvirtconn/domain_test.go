@@ -405,3 +405,29 @@ func TestEFIReportsTheDomainFirmware(t *testing.T) {
 		})
 	}
 }
+
+func TestPoolReleasesUnusedConnections(t *testing.T) {
+	pool := NewPool(nil, 0)
+	defer pool.Close()
+	uri := "qemu+unix:///system?socket=/nonexistent/sock"
+	a, _ := pool.Get(uri, Credentials{})
+	b, _ := pool.Get(uri, Credentials{})
+	if a != b {
+		t.Fatal("two Gets, two connections")
+	}
+	NewDomain(a, "x", nil).Close()
+	if c, _ := pool.Get(uri, Credentials{}); c != a {
+		t.Fatal("connection closed while still in use")
+	} else {
+		c.Release()
+	}
+	NewDomain(b, "y", nil).Close()
+	select {
+	case <-a.loopDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the last release did not stop the reconnect loop")
+	}
+	if c, _ := pool.Get(uri, Credentials{}); c == a {
+		t.Fatal("a closed connection was handed out again")
+	}
+}

@@ -31,7 +31,7 @@ func NewPool(log *slog.Logger, callTimeout time.Duration) *Pool {
 }
 
 // Get returns the shared connection for a URI and credentials, starting it
-// when it is the first use.
+// when it is the first use. Each Get is matched by a Release.
 func (p *Pool) Get(rawURI string, creds Credentials) (*Conn, error) {
 	u, err := ParseURI(rawURI)
 	if err != nil {
@@ -41,14 +41,31 @@ func (p *Pool) Get(rawURI string, creds Credentials) (*Conn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.conns[k]; ok {
+		c.refs++
 		return c, nil
 	}
 	c, err := newConn(u, creds, p.log, p.callTimeout)
 	if err != nil {
 		return nil, err
 	}
+	c.pool, c.key, c.refs = p, k, 1
 	p.conns[k] = c
 	return c, nil
+}
+
+// release drops one use of c; the last one closes it, so that no
+// connection (and no reconnect loop) outlives the nodes that use it.
+func (p *Pool) release(c *Conn) {
+	p.mu.Lock()
+	c.refs--
+	last := c.refs == 0 && p.conns[c.key] == c
+	if last {
+		delete(p.conns, c.key)
+	}
+	p.mu.Unlock()
+	if last {
+		_ = c.Close()
+	}
 }
 
 // Close closes every connection.

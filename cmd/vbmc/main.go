@@ -1,26 +1,85 @@
-// Command vbmc is govbmc's command line, compatible with OpenStack
-// VirtualBMC's vbmc.
+// Command vbmc manages the virtual BMCs of a running vbmcd, with the
+// commands, arguments and defaults of OpenStack VirtualBMC's vbmc.
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"time"
 
+	"github.com/govbmc/govbmc/internal/control"
 	"github.com/govbmc/govbmc/internal/version"
 	"github.com/spf13/cobra"
 )
 
+// exitError carries the exit status a command wants.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
 func main() {
-	cmd := &cobra.Command{
+	root := newRootCommand()
+	err := root.Execute()
+	var ee exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		os.Exit(ee.code)
+	default:
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// app is what every command shares.
+type app struct {
+	configDir string
+}
+
+// defaultConfigDir is $VBMC_CONFIG_DIR, else ~/.vbmc, as for vbmcd.
+func defaultConfigDir() string {
+	if d := os.Getenv("VBMC_CONFIG_DIR"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".vbmc"
+	}
+	return filepath.Join(home, ".vbmc")
+}
+
+func (a *app) client() *control.Client {
+	return control.NewClient(filepath.Join(a.configDir, control.SocketName))
+}
+
+// ctx bounds one CLI invocation's work.
+func (a *app) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 5*time.Minute)
+}
+
+// explain turns a client error into what the user should read.
+func (a *app) explain(err error) error {
+	if errors.Is(err, control.ErrNoDaemon) {
+		return fmt.Errorf("%w: no vbmcd answers on %s.\nStart it with `vbmcd` (or `vbmcd --foreground`), using the same config directory (--config-dir or $VBMC_CONFIG_DIR)",
+			control.ErrNoDaemon, filepath.Join(a.configDir, control.SocketName))
+	}
+	return err
+}
+
+func newRootCommand() *cobra.Command {
+	a := &app{}
+	root := &cobra.Command{
 		Use:           "vbmc",
-		Short:         "manage govbmc virtual BMCs",
-		Long:          "vbmc manages the virtual BMCs of a running vbmcd.\nThe node management commands (add, delete, start, stop, list, show) are not in this release yet; serve a fleet file with `vbmcd --config FILE`.",
+		Short:         "A virtual BMC for controlling virtual instances",
+		Long:          "vbmc manages the virtual BMCs served by vbmcd (govbmc), with OpenStack VirtualBMC's commands.",
 		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	if err := cmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "vbmc:", err)
-		os.Exit(1)
-	}
+	root.PersistentFlags().StringVar(&a.configDir, "config-dir", defaultConfigDir(), "vbmcd's config directory, where its socket is ($VBMC_CONFIG_DIR)")
+	root.AddCommand(a.addCommand(), a.deleteCommand(), a.startCommand(), a.stopCommand(), a.listCommand(), a.showCommand())
+	return root
 }

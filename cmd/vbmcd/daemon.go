@@ -127,13 +127,32 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	return nil
 }
 
+// runningPid returns the pid in a pid file when that process lives.
+func runningPid(path string) (int, bool) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	var pid int
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(raw)), "%d", &pid); err != nil || pid <= 0 || pid == os.Getpid() {
+		return 0, false
+	}
+	if syscall.Kill(pid, 0) != nil {
+		return 0, false
+	}
+	// A killed daemon nobody reaped is a zombie: dead for our purpose.
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			return 0, false
+		}
+	}
+	return pid, true
+}
+
 // acquirePidFile writes the pid file, refusing when another vbmcd lives.
 func acquirePidFile(path string) (release func(), err error) {
-	if raw, err := os.ReadFile(path); err == nil {
-		var pid int
-		if _, err := fmt.Sscanf(strings.TrimSpace(string(raw)), "%d", &pid); err == nil && pid > 0 && syscall.Kill(pid, 0) == nil && pid != os.Getpid() {
-			return nil, fmt.Errorf("vbmcd is already running (pid %d, pid file %s)", pid, path)
-		}
+	if pid, ok := runningPid(path); ok {
+		return nil, fmt.Errorf("vbmcd is already running (pid %d, pid file %s)", pid, path)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("pid file: %w", err)
@@ -148,6 +167,9 @@ func acquirePidFile(path string) (release func(), err error) {
 // terminal and logging to CONFIG_DIR/vbmcd.log, and returns once its
 // control socket answers.
 func daemonize(o options) error {
+	if pid, ok := runningPid(o.pidFile); ok {
+		return fmt.Errorf("vbmcd is already running (pid %d, pid file %s)", pid, o.pidFile)
+	}
 	if err := os.MkdirAll(o.configDir, 0o700); err != nil {
 		return fmt.Errorf("config directory: %w", err)
 	}

@@ -145,12 +145,12 @@ func (s *Server) add(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, st := range s.mgr.List() {
 		if st.Node.Port == n.Port && bmc.ValidateFleet([]bmc.Node{st.Node, n}) != nil {
-			s.fail(w, http.StatusConflict, fmt.Errorf("port %d on %s is already used by the BMC of %q", n.Port, n.Address, st.Node.Name))
+			s.fail(w, http.StatusConflict, fmt.Errorf("port %d on %s for %q is already used by the BMC of %q", n.Port, n.Address, n.Name, st.Node.Name))
 			return
 		}
 	}
 	if err := portFree(n); err != nil {
-		s.fail(w, http.StatusConflict, err)
+		s.fail(w, http.StatusConflict, fmt.Errorf("%q: %w", n.Name, err))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/govbmc/govbmc/bmc"
+	"github.com/govbmc/govbmc/internal/control"
+	"github.com/spf13/cobra"
+)
+
+// notFound is VirtualBMC's message for an unknown BMC, kept verbatim.
+func notFound(name string) error {
+	return fmt.Errorf("No domain with matching name %s was found", name)
+}
+
+// forEach runs op on every name, stopping at the first failure as
+// VirtualBMC does.
+func (a *app) forEach(names []string, op func(name string) error) error {
+	for _, name := range names {
+		if err := op(name); err != nil {
+			var ae *control.APIError
+			if asAPIError(err, &ae) && ae.Status == http.StatusNotFound {
+				return notFound(name)
+			}
+			return a.explain(err)
+		}
+	}
+	return nil
+}
+
+func asAPIError(err error, target **control.APIError) bool {
+	ae, ok := err.(*control.APIError)
+	if ok {
+		*target = ae
+	}
+	return ok
+}
+
+func (a *app) deleteCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete DOMAIN_NAME...",
+		Short: "Delete a virtual BMC",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, names []string) error {
+			ctx, cancel := a.ctx()
+			defer cancel()
+			return a.forEach(names, func(name string) error { return a.client().Delete(ctx, name) })
+		},
+		ValidArgsFunction: a.completeNames,
+	}
+}
+
+func (a *app) startCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "start DOMAIN_NAME...",
+		Short: "Start a virtual BMC",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, names []string) error {
+			ctx, cancel := a.ctx()
+			defer cancel()
+			return a.forEach(names, func(name string) error {
+				_, err := a.client().Start(ctx, name)
+				return err
+			})
+		},
+		ValidArgsFunction: a.completeNames,
+	}
+}
+
+func (a *app) stopCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop DOMAIN_NAME...",
+		Short: "Stop a virtual BMC",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, names []string) error {
+			ctx, cancel := a.ctx()
+			defer cancel()
+			return a.forEach(names, func(name string) error {
+				_, err := a.client().Stop(ctx, name)
+				return err
+			})
+		},
+		ValidArgsFunction: a.completeNames,
+	}
+}
+
+// listRow is one BMC in `vbmc list -f json|yaml`.
+type listRow struct {
+	DomainName string `json:"Domain name" yaml:"Domain name"`
+	Status     string `json:"Status" yaml:"Status"`
+	Address    string `json:"Address" yaml:"Address"`
+	Port       int    `json:"Port" yaml:"Port"`
+}
+
+// writeList writes BMCs as `vbmc list` does.
+func writeList(w io.Writer, format string, nodes []control.NodeInfo) error {
+	rows := make([]listRow, len(nodes))
+	cells := make([][]cell, len(nodes))
+	for i, n := range nodes {
+		rows[i] = listRow{DomainName: n.Node.Name, Status: string(n.Status), Address: n.Node.Address, Port: n.Node.Port}
+		cells[i] = []cell{str(rows[i].DomainName), str(rows[i].Status), str(rows[i].Address), num(rows[i].Port)}
+	}
+	return render(w, format, rows, func() {
+		renderTable(w, []string{"Domain name", "Status", "Address", "Port"}, cells)
+	})
+}
+
+func (a *app) listCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List all virtual BMCs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := a.ctx()
+			defer cancel()
+			nodes, err := a.client().List(ctx)
+			if err != nil {
+				return a.explain(err)
+			}
+			sort.Slice(nodes, func(i, j int) bool { return nodes[i].Node.Name < nodes[j].Node.Name })
+			return writeList(cmd.OutOrStdout(), format, nodes)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table, json or yaml")
+	return cmd
+}
+
+// showProperties are VirtualBMC's show rows (its names, sorted), plus
+// govbmc's own settings.
+func showProperties(n control.NodeInfo) map[string]any {
+	none := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	nd := n.Node
+	p := map[string]any{
+		"active":                n.Active,
+		"address":               nd.Address,
+		"domain_name":           nd.Name,
+		"port":                  nd.Port,
+		"status":                string(n.Status),
+		"backend":               nd.Backend.Type,
+		"cipher_suites":         joinInts(nd.EffectiveCipherSuites()),
+		"ipmi_v15":              !nd.DisableIPMIv15,
+		"read_only":             n.ReadOnly,
+		"libvirt_uri":           none(nd.Backend.URI),
+		"libvirt_sasl_username": none(nd.Backend.SASLUsername),
+		"libvirt_sasl_password": none(nd.Backend.SASLPassword),
+		"libvirt_ssh_key":       none(nd.Backend.Keyfile),
+		"status_reason":         none(n.Reason),
+	}
+	if nd.Backend.Type == bmc.BackendLibvirt && nd.Backend.Domain != nd.Name {
+		p["libvirt_domain"] = nd.Backend.Domain
+	}
+	if len(nd.Users) > 0 {
+		p["username"] = nd.Users[0].Name
+		p["password"] = control.Masked
+	}
+	users := make([]string, len(nd.Users))
+	for i, u := range nd.Users {
+		users[i] = fmt.Sprintf("%s:%s:%s", u.Name, control.Masked, strings.ToLower(u.Privilege.String()))
+	}
+	p["users"] = strings.Join(users, ", ")
+	return p
+}
+
+// pyValue prints a value the way VirtualBMC's table shows Python values.
+func pyValue(v any) cell {
+	switch x := v.(type) {
+	case nil:
+		return str("None")
+	case bool:
+		if x {
+			return str("True")
+		}
+		return str("False")
+	case int:
+		return num(x)
+	}
+	return str(fmt.Sprint(v))
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ",")
+}
+
+func (a *app) showCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "show DOMAIN_NAME",
+		Short: "Show a virtual BMC",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := a.ctx()
+			defer cancel()
+			n, err := a.client().Show(ctx, args[0])
+			if err != nil {
+				var ae *control.APIError
+				if asAPIError(err, &ae) && ae.NotFound() {
+					return notFound(args[0])
+				}
+				return a.explain(err)
+			}
+			props := showProperties(n)
+			keys := make([]string, 0, len(props))
+			for k := range props {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			return render(cmd.OutOrStdout(), format, props, func() {
+				rows := make([][]cell, len(keys))
+				for i, k := range keys {
+					rows[i] = []cell{str(k), pyValue(props[k])}
+				}
+				renderTable(cmd.OutOrStdout(), []string{"Property", "Value"}, rows)
+			})
+		},
+		ValidArgsFunction: a.completeNames,
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table, json or yaml")
+	return cmd
+}
+
+// completeNames offers the BMC names for shell completion.
+func (a *app) completeNames(_ *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+	ctx, cancel := a.ctx()
+	defer cancel()
+	nodes, err := a.client().List(ctx)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Node.Name
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
