@@ -73,7 +73,7 @@ type Manager struct {
 	frontends FrontendFactory
 	log       *slog.Logger
 
-	store     *Store // nil: nothing persists
+	store *Store // nil: nothing persists
 
 	opMu  sync.Mutex // serialises changes (add, start, stop, delete)
 	mu    sync.Mutex // guards nodes
