@@ -352,7 +352,14 @@ func (m *Manager) List() []NodeStatus {
 	defer m.mu.Unlock()
 	out := make([]NodeStatus, 0, len(m.nodes))
 	for _, mn := range m.nodes {
-		out = append(out, NodeStatus{Node: mn.node, Status: mn.status, Reason: mn.reason, Active: mn.active, ReadOnly: mn.readOnly})
+		st := NodeStatus{Node: mn.node, Status: mn.status, Reason: mn.reason, Active: mn.active, ReadOnly: mn.readOnly}
+		// A running BMC whose machine cannot be reached is in error.
+		if h, ok := mn.machine.(interface{ Health() error }); ok && st.Status == StatusRunning {
+			if err := h.Health(); err != nil {
+				st.Status, st.Reason = StatusError, err.Error()
+			}
+		}
+		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node.Name < out[j].Node.Name })
 	return out

@@ -328,6 +328,25 @@ type alreadyDialed struct{ nc net.Conn }
 
 func (a alreadyDialed) Dial() (net.Conn, error) { return a.nc, nil }
 
+// Health reports why the connection is down, or nil while it is up (or
+// still making its first attempt). It makes no call.
+func (c *Conn) Health() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.tried:
+	default:
+		return nil
+	}
+	if c.lv == nil {
+		if c.lastErr != nil {
+			return c.lastErr
+		}
+		return ErrUnavailable
+	}
+	return nil
+}
+
 // Domains returns the names of every domain the hypervisor defines, sorted.
 func (c *Conn) Domains(ctx context.Context) ([]string, error) {
 	var names []string

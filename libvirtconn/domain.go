@@ -377,6 +377,14 @@ func (d *Domain) consumeLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 	return nil
 }
 
+// Health reports an unreachable hypervisor, for the BMC's status.
+func (d *Domain) Health() error {
+	if err := d.conn.Health(); err != nil {
+		return fmt.Errorf("libvirt %s: %w", d.conn.URI().Raw, err)
+	}
+	return nil
+}
+
 // UUID returns the domain's UUID.
 func (d *Domain) UUID(ctx context.Context) (bmc.UUID, error) {
 	var u bmc.UUID

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govbmc/govbmc/bmc"
+	"github.com/govbmc/govbmc/internal/control"
 	"github.com/govbmc/govbmc/internal/testtool"
 )
 
@@ -243,4 +246,44 @@ func TestDaemonServesLibvirtNodes(t *testing.T) {
 			t.Errorf("log lacks %q", w)
 		}
 	}
+}
+
+// TestStatusShowsUnreachableHypervisor: a running BMC whose libvirtd went
+// away is listed in error with the reason, and recovers.
+func TestStatusShowsUnreachableHypervisor(t *testing.T) {
+	lvd := testtool.StartPrivateLibvirtd(t)
+	port := freeUDPPorts(t, 1)[0]
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("nodes:\n  - {name: t, address: 127.0.0.1, port: %d, users: [{name: admin, password: password}], backend: {type: libvirt, uri: \"test+unix:///default?socket=%s\", domain: test}}\n", port, lvd.Socket)
+	bin, err := buildDaemon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{logs: &testtool.Buffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(bin, "--config-dir", dir, "--config", writeConfig(t, cfg))
+	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	defer func() { _ = d.cmd.Process.Kill(); <-d.done }()
+	d.waitFor(t, "vbmcd serving")
+	client := control.NewClient(filepath.Join(dir, control.SocketName))
+	status := func() (bmc.Status, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := client.Show(ctx, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Status, n.Reason
+	}
+	testtool.Eventually(t, 10*time.Second, "running", func() bool { s, _ := status(); return s == bmc.StatusRunning })
+	lvd.Stop()
+	testtool.Eventually(t, 10*time.Second, "error while libvirtd is down", func() bool {
+		s, reason := status()
+		return s == bmc.StatusError && strings.Contains(reason, "unreachable")
+	})
+	lvd.Start()
+	testtool.Eventually(t, 20*time.Second, "running again", func() bool { s, _ := status(); return s == bmc.StatusRunning })
 }
