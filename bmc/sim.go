@@ -28,6 +28,9 @@ type SimMachine struct {
 	softOffDelay time.Duration
 	console      *ConsoleBuffer
 
+	logMu      sync.Mutex
+	transcript []byte // the newest DefaultConsoleBacklog bytes of console output
+
 	mu       sync.Mutex
 	state    PowerState
 	epoch    uint64 // bumped on every power transition; stale soft-off timers check it
@@ -53,7 +56,7 @@ func NewSimMachine(n Node) (*SimMachine, error) {
 	}
 	m := &SimMachine{name: n.Name, uuid: u, softOffDelay: delay}
 	// The simulated guest echoes what is typed on its console.
-	m.console = NewConsoleBuffer(DefaultConsoleBacklog, func(p []byte) { _, _ = m.console.Write(p) })
+	m.console = NewConsoleBuffer(DefaultConsoleBacklog, func(p []byte) { m.output(p) })
 	return m, nil
 }
 
@@ -303,5 +306,24 @@ var bootBanner = map[BootDevice]string{
 }
 
 func (m *SimMachine) consolef(format string, args ...any) {
-	_, _ = fmt.Fprintf(m.console, format, args...)
+	m.output([]byte(fmt.Sprintf(format, args...)))
+}
+
+// output is what the machine writes on its serial port.
+func (m *SimMachine) output(p []byte) {
+	_, _ = m.console.Write(p)
+	m.logMu.Lock()
+	defer m.logMu.Unlock()
+	m.transcript = append(m.transcript, p...)
+	if over := len(m.transcript) - DefaultConsoleBacklog; over > 0 {
+		m.transcript = append(m.transcript[:0], m.transcript[over:]...)
+	}
+}
+
+// Transcript returns the console output so far (the newest 64 KiB), like
+// a serial log file: reading it takes nothing from an attached client.
+func (m *SimMachine) Transcript() string {
+	m.logMu.Lock()
+	defer m.logMu.Unlock()
+	return string(m.transcript)
 }

@@ -27,7 +27,7 @@ func (h machineHAL) Storage() hal.StorageHAL { return nil }
 func (h machineHAL) Network() hal.NetworkHAL { return nil }
 func (h machineHAL) GPIO() hal.GPIOHAL       { return nil }
 func (h machineHAL) I2C() hal.I2CHAL         { return nil }
-func (h machineHAL) Console() hal.ConsoleHAL { return nil }
+func (h machineHAL) Console() hal.ConsoleHAL { return consoleHAL{h.m} }
 func (h machineHAL) Close() error            { return nil }
 
 func (h machineHAL) PowerState(ctx context.Context) (bool, error) {

@@ -3,7 +3,6 @@ package ipmi_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -29,12 +28,11 @@ const (
 // testNode is a node served on a loopback port for one test, in front of a
 // simulated machine.
 type testNode struct {
-	t       *testing.T
-	cfg     bmc.Node
-	sim     *bmc.SimMachine
-	port    string
-	logs    *testtool.Buffer
-	console *testtool.Buffer
+	t    *testing.T
+	cfg  bmc.Node
+	sim  *bmc.SimMachine
+	port string
+	logs *testtool.Buffer
 }
 
 // startNode serves a simulated node on 127.0.0.1 with an ephemeral port.
@@ -63,18 +61,12 @@ func startNode(t *testing.T, edit ...func(*bmc.Node)) *testNode {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
 
-	n := &testNode{t: t, cfg: cfg, sim: sim, port: fmt.Sprint(srv.Addr().Port), logs: logs, console: &testtool.Buffer{}}
-	con, err := sim.OpenConsole(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _, _ = io.Copy(n.console, con) }()
+	n := &testNode{t: t, cfg: cfg, sim: sim, port: fmt.Sprint(srv.Addr().Port), logs: logs}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		_ = con.Close()
 		_ = sim.Close()
 		if t.Failed() {
 			t.Logf("node log:\n%s", logs.String())

@@ -54,7 +54,7 @@ func TestIpmitoolPowerMatrix(t *testing.T) {
 
 			mustContain(t, run("power", "diag"), "Chassis Power Control: Diag")
 			eventually(t, toolTimeoutShort, "NMI reaches the console", func() bool {
-				return strings.Contains(n.console.String(), "NMI received")
+				return strings.Contains(n.sim.Transcript(), "NMI received")
 			})
 
 			mustContain(t, run("power", "soft"), "Chassis Power Control: Soft")
@@ -170,7 +170,7 @@ func TestNextBootOverrideIsConsumed(t *testing.T) {
 	if last := boots[len(boots)-1]; last.Device != bmc.BootCDROM || !last.Override {
 		t.Fatalf("first boot = %+v, want the CD/DVD override", last)
 	}
-	mustContain(t, n.console.String(), "Booting from CD/DVD")
+	mustContain(t, n.sim.Transcript(), "Booting from CD/DVD")
 	get := n.lanplus("chassis", "bootparam", "get", "5")
 	mustContain(t, get, "Boot parameter data: 0000000000", "Boot Flag Invalid", "Boot Device Selector : No override")
 

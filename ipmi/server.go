@@ -73,6 +73,9 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	state.Sessions = gobmc.NewSessionStoreWithOptions(state.Clock(), gobmc.WithMaxSessions(maxSessions))
 	state.Sessions.SetOnRemove(state.SOL.DeactivateBySession)
 	state.SetCipherSuites(suites)
+	// A console stream that ends (a VM powered off, libvirtd restarted) is
+	// reopened while the SOL session lasts.
+	state.SOL.SetReconnectPolicy(&gobmc.DefaultReconnectPolicy)
 	if node.DisableIPMIv15 {
 		gobmc.WithV15Disabled()(state)
 	}
@@ -186,9 +189,9 @@ type nodeHandlers struct {
 }
 
 func (h *nodeHandlers) register(reg *handlers.Registry) {
-	challenge := handlers.NewRegistry()
-	handlers.RegisterSessionHandlers(challenge)
-	reg.RegisterFunc(types.CommandGetSessionChallenge, h.getSessionChallenge(registered(challenge, types.CommandGetSessionChallenge)))
+	defaults := handlers.NewRegistry()
+	handlers.RegisterAllHandlers(defaults)
+	reg.RegisterFunc(types.CommandGetSessionChallenge, h.getSessionChallenge(registered(defaults, types.CommandGetSessionChallenge)))
 	reg.RegisterFunc(types.CommandActivateSession, h.activateSession)
 	reg.RegisterFunc(types.CommandChassisControl, h.retransmits.wrap(h.chassisControl))
 	reg.RegisterFunc(types.CommandGetChassisStatus, h.chassisStatus)
