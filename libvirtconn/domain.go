@@ -21,6 +21,7 @@ type Domain struct {
 	log  *slog.Logger
 
 	closeOnce sync.Once
+	console   *console
 
 	// mu serialises this machine's state changes and its boot bookkeeping.
 	mu sync.Mutex
@@ -46,7 +47,9 @@ func NewDomain(conn *Conn, ref string, log *slog.Logger) *Domain {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Domain{conn: conn, ref: ref, log: log.With("domain", ref), dirtyID: -1}
+	d := &Domain{conn: conn, ref: ref, log: log.With("domain", ref), dirtyID: -1}
+	d.console = newConsole(d)
+	return d
 }
 
 // EffectiveURI is a node's libvirt URI with the node's key file and
@@ -161,6 +164,8 @@ func (d *Domain) startLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return err
 	}
 	d.dirtyID = -1
+	// Capture the boot from its first line, for a SOL client to come.
+	d.console.want()
 	if d.oneShot != nil {
 		return d.consumeLocked(lv, dom)
 	}
@@ -395,14 +400,19 @@ func (d *Domain) UUID(ctx context.Context) (bmc.UUID, error) {
 	return u, err
 }
 
-// OpenConsole is not available for libvirt domains in this release
-// (Serial-over-LAN comes with its own issue).
+// OpenConsole attaches to the domain's serial console (its first
+// <console>): bytes typed go to the guest, its output comes back, and what
+// it printed since the BMC powered it on is there first.
 func (d *Domain) OpenConsole(context.Context) (io.ReadWriteCloser, error) {
-	return nil, fmt.Errorf("domain %q console: %w", d.ref, bmc.ErrNotSupported)
+	return d.console.attach()
 }
 
-// Close gives the domain's use of the shared connection back to the pool.
+// Close stops the console stream and gives the domain's use of the shared
+// connection back to the pool.
 func (d *Domain) Close() error {
-	d.closeOnce.Do(d.conn.Release)
+	d.closeOnce.Do(func() {
+		d.console.close()
+		d.conn.Release()
+	})
 	return nil
 }
