@@ -128,7 +128,12 @@ func (d *Domain) PowerState(ctx context.Context) (bmc.PowerState, error) {
 		if on, err = domainOn(lv, dom); err != nil {
 			return err
 		}
-		d.mu.Lock()
+		// Never wait behind a slow operation of this machine (a power on
+		// holding mu): the status answer must come at once; the override
+		// is consumed by that operation or by a later status.
+		if !d.mu.TryLock() {
+			return nil
+		}
 		defer d.mu.Unlock()
 		if on && d.oneShot != nil && dom.ID != d.oneShot.setID {
 			return d.consumeLocked(lv, dom)
