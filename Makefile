@@ -4,13 +4,13 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/govbmc/govbmc/internal/version.Version=$(VERSION)
 BIN      := bin
 
-.PHONY: all build run test test-deps vet fmt clean
+.PHONY: all build run test test-deps vet fmt clean bench
 
 all: build
 
 ## build: compile bin/vbmc and bin/vbmcd
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/vbmc ./cmd/vbmcd
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/vbmc ./cmd/vbmcd ./cmd/ipmiload
 
 ## run: serve the simulated demo fleet (configs/demo.yaml) in the foreground
 run: build
@@ -24,6 +24,10 @@ test-deps:
 ## test: install what the tests need, then vet and run every test
 test: test-deps vet
 	$(GO) test -race -count=1 ./...
+
+## bench: the full benchmarks (fleet scale, session rate, libvirt latency, slow operation); writes docs/BENCHMARKS.md
+bench: build test-deps
+	GOVBMC_BENCH=full $(GO) test -count=1 -v -timeout 30m ./bench
 
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

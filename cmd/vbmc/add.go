@@ -56,7 +56,7 @@ on the next free ports of --port-range.`,
 			ctx, cancel := a.ctx()
 			defer cancel()
 			if _, err := a.client().Add(ctx, tmpl); err != nil {
-				return a.explain(err)
+				return a.describe(tmpl.Name, err, true)
 			}
 			return nil
 		},
@@ -75,7 +75,7 @@ on the next free ports of --port-range.`,
 	f.StringVar(&o.backend, "backend", bmc.BackendLibvirt, "what the BMC drives: libvirt or sim (a simulated server)")
 	f.BoolVar(&o.all, "all", false, "add a BMC for every domain of --libvirt-uri that has none")
 	f.StringVar(&o.portRange, "port-range", "", "with --all: the ports to use, FIRST-LAST (e.g. 6230-6299)")
-	f.StringVarP(&o.format, "format", "f", "table", "with --all: output format of the added BMCs, table, json or yaml")
+	f.StringVarP(&o.format, "format", "f", "table", "with --all: output format of the added BMCs: table, json, yaml, value or csv")
 	return cmd
 }
 

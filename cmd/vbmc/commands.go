@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,22 +13,47 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// notFound is VirtualBMC's message for an unknown BMC, kept verbatim.
-func notFound(name string) error {
-	return fmt.Errorf("No domain with matching name %s was found", name)
+// notFound is VirtualBMC's message for an unknown BMC, kept verbatim: start
+// and stop say it plainly, show and delete as a failed command.
+func notFound(name string, failed bool) string {
+	if failed {
+		return "Command failed: No domain with matching name " + name + " was found"
+	}
+	return "No domain with matching name " + name + " was found"
 }
 
-// forEach runs op on every name, stopping at the first failure as
-// VirtualBMC does.
-func (a *app) forEach(names []string, op func(name string) error) error {
+// vbmcError is a daemon-side failure, printed as VirtualBMC prints them:
+// "(rc): message".
+func vbmcError(msg string) error { return fmt.Errorf("(1): %s", msg) }
+
+// describe turns a client error on name into what VirtualBMC would print.
+func (a *app) describe(name string, err error, failed bool) error {
+	var ae *control.APIError
+	if asAPIError(err, &ae) {
+		if ae.Status == http.StatusNotFound {
+			return vbmcError(notFound(name, failed))
+		}
+		return vbmcError(ae.Message)
+	}
+	return a.explain(err)
+}
+
+// forEach runs op on every name. delete stops at the first failure; start
+// and stop go through every name and report every failure, as VirtualBMC
+// does.
+func (a *app) forEach(names []string, stopAtFirst, failed bool, op func(name string) error) error {
+	var msgs []string
 	for _, name := range names {
 		if err := op(name); err != nil {
-			var ae *control.APIError
-			if asAPIError(err, &ae) && ae.Status == http.StatusNotFound {
-				return notFound(name)
+			err = a.describe(name, err, failed)
+			if stopAtFirst || errors.Is(err, control.ErrNoDaemon) {
+				return err
 			}
-			return a.explain(err)
+			msgs = append(msgs, strings.TrimPrefix(err.Error(), "(1): "))
 		}
+	}
+	if len(msgs) > 0 {
+		return vbmcError(strings.Join(msgs, "\n"))
 	}
 	return nil
 }
@@ -48,7 +74,7 @@ func (a *app) deleteCommand() *cobra.Command {
 		RunE: func(_ *cobra.Command, names []string) error {
 			ctx, cancel := a.ctx()
 			defer cancel()
-			return a.forEach(names, func(name string) error { return a.client().Delete(ctx, name) })
+			return a.forEach(names, true, true, func(name string) error { return a.client().Delete(ctx, name) })
 		},
 		ValidArgsFunction: a.completeNames,
 	}
@@ -62,7 +88,7 @@ func (a *app) startCommand() *cobra.Command {
 		RunE: func(_ *cobra.Command, names []string) error {
 			ctx, cancel := a.ctx()
 			defer cancel()
-			return a.forEach(names, func(name string) error {
+			return a.forEach(names, false, false, func(name string) error {
 				_, err := a.client().Start(ctx, name)
 				return err
 			})
@@ -79,7 +105,7 @@ func (a *app) stopCommand() *cobra.Command {
 		RunE: func(_ *cobra.Command, names []string) error {
 			ctx, cancel := a.ctx()
 			defer cancel()
-			return a.forEach(names, func(name string) error {
+			return a.forEach(names, false, false, func(name string) error {
 				_, err := a.client().Stop(ctx, name)
 				return err
 			})
@@ -104,9 +130,7 @@ func writeList(w io.Writer, format string, nodes []control.NodeInfo) error {
 		rows[i] = listRow{DomainName: n.Node.Name, Status: string(n.Status), Address: n.Node.Address, Port: n.Node.Port}
 		cells[i] = []cell{str(rows[i].DomainName), str(rows[i].Status), str(rows[i].Address), num(rows[i].Port)}
 	}
-	return render(w, format, rows, func() {
-		renderTable(w, []string{"Domain name", "Status", "Address", "Port"}, cells)
-	})
+	return render(w, format, rows, []string{"Domain name", "Status", "Address", "Port"}, cells)
 }
 
 func (a *app) listCommand() *cobra.Command {
@@ -126,7 +150,7 @@ func (a *app) listCommand() *cobra.Command {
 			return writeList(cmd.OutOrStdout(), format, nodes)
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table, json or yaml")
+	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table, json, yaml, value or csv")
 	return cmd
 }
 
@@ -206,11 +230,7 @@ func (a *app) showCommand() *cobra.Command {
 			defer cancel()
 			n, err := a.client().Show(ctx, args[0])
 			if err != nil {
-				var ae *control.APIError
-				if asAPIError(err, &ae) && ae.NotFound() {
-					return notFound(args[0])
-				}
-				return a.explain(err)
+				return a.describe(args[0], err, true)
 			}
 			props := showProperties(n)
 			keys := make([]string, 0, len(props))
@@ -218,17 +238,18 @@ func (a *app) showCommand() *cobra.Command {
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
-			return render(cmd.OutOrStdout(), format, props, func() {
-				rows := make([][]cell, len(keys))
-				for i, k := range keys {
-					rows[i] = []cell{str(k), pyValue(props[k])}
-				}
-				renderTable(cmd.OutOrStdout(), []string{"Property", "Value"}, rows)
-			})
+			rows := make([][]cell, len(keys))
+			for i, k := range keys {
+				// The first value, "active", is text: the column is left-aligned.
+				v := pyValue(props[k])
+				v.numeric = false
+				rows[i] = []cell{str(k), v}
+			}
+			return render(cmd.OutOrStdout(), format, props, []string{"Property", "Value"}, rows)
 		},
 		ValidArgsFunction: a.completeNames,
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table, json or yaml")
+	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table, json, yaml, value or csv")
 	return cmd
 }
 

@@ -63,8 +63,8 @@ func (a *app) ctx() (context.Context, context.CancelFunc) {
 // explain turns a client error into what the user should read.
 func (a *app) explain(err error) error {
 	if errors.Is(err, control.ErrNoDaemon) {
-		return fmt.Errorf("%w: no vbmcd answers on %s.\nStart it with `vbmcd` (or `vbmcd --foreground`), using the same config directory (--config-dir or $VBMC_CONFIG_DIR)",
-			control.ErrNoDaemon, filepath.Join(a.configDir, control.SocketName))
+		return fmt.Errorf("Failed to connect to the vbmcd server on %s: %w.\nStart it with `vbmcd` (or `vbmcd --foreground`), using the same config directory (--config-dir or $VBMC_CONFIG_DIR)",
+			filepath.Join(a.configDir, control.SocketName), control.ErrNoDaemon)
 	}
 	return err
 }
@@ -80,6 +80,9 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&a.configDir, "config-dir", defaultConfigDir(), "vbmcd's config directory, where its socket is ($VBMC_CONFIG_DIR)")
+	var noDaemon bool
+	root.PersistentFlags().BoolVar(&noDaemon, "no-daemon", false, "accepted for VirtualBMC compatibility; vbmc never starts vbmcd itself")
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.AddCommand(a.addCommand(), a.deleteCommand(), a.startCommand(), a.stopCommand(), a.listCommand(), a.showCommand())
 	return root
 }

@@ -19,9 +19,15 @@ type cell struct {
 func str(s string) cell { return cell{text: s} }
 func num(n int) cell    { return cell{text: fmt.Sprint(n), numeric: true} }
 
-// renderTable writes rows the way VirtualBMC's cliff/prettytable output
-// looks, so scripts that scrape it keep working.
+// renderTable writes rows the way VirtualBMC's cliff table formatter does,
+// so scripts that scrape it keep working: each column (header included) is
+// right-aligned when its first row holds a number, left-aligned otherwise,
+// and an empty table is one empty line.
 func renderTable(w io.Writer, headers []string, rows [][]cell) {
+	if len(rows) == 0 {
+		fmt.Fprintln(w)
+		return
+	}
 	widths := make([]int, len(headers))
 	for i, h := range headers {
 		widths[i] = utf8.RuneCountInString(h)
@@ -51,7 +57,7 @@ func renderTable(w io.Writer, headers []string, rows [][]cell) {
 	}
 	head := make([]cell, len(headers))
 	for i, h := range headers {
-		head[i] = str(h)
+		head[i] = cell{text: h, numeric: rows[0][i].numeric}
 	}
 	fmt.Fprintln(w, sep.String())
 	line(head)
@@ -62,11 +68,41 @@ func renderTable(w io.Writer, headers []string, rows [][]cell) {
 	fmt.Fprintln(w, sep.String())
 }
 
-// render writes v in the chosen format; table is written by table().
-func render(w io.Writer, format string, v any, table func()) error {
+// render writes v in the chosen format: table, value and csv come from
+// the cells (as cliff prints them), json and yaml from v.
+func render(w io.Writer, format string, v any, headers []string, rows [][]cell) error {
 	switch format {
 	case "table":
-		table()
+		renderTable(w, headers, rows)
+		return nil
+	case "value":
+		for _, r := range rows {
+			parts := make([]string, len(r))
+			for i, c := range r {
+				parts[i] = c.text
+			}
+			fmt.Fprintln(w, strings.Join(parts, " "))
+		}
+		return nil
+	case "csv":
+		quote := func(c cell) string {
+			if c.numeric {
+				return c.text
+			}
+			return `"` + strings.ReplaceAll(c.text, `"`, `""`) + `"`
+		}
+		hs := make([]string, len(headers))
+		for i, h := range headers {
+			hs[i] = quote(str(h))
+		}
+		fmt.Fprintln(w, strings.Join(hs, ","))
+		for _, r := range rows {
+			parts := make([]string, len(r))
+			for i, c := range r {
+				parts[i] = quote(c)
+			}
+			fmt.Fprintln(w, strings.Join(parts, ","))
+		}
 		return nil
 	case "json":
 		enc := json.NewEncoder(w)
@@ -80,5 +116,5 @@ func render(w io.Writer, format string, v any, table func()) error {
 		}
 		return enc.Close()
 	}
-	return fmt.Errorf("-f %q: want table, json or yaml", format)
+	return fmt.Errorf("-f %q: want table, json, yaml, value or csv", format)
 }

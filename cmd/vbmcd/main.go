@@ -76,6 +76,7 @@ started) and keeps vbmcd in the foreground.`,
 			return runDaemon(ctx, o, log)
 		},
 	}
+	cmd.SetVersionTemplate("{{.Version}}\n")
 	f := cmd.Flags()
 	f.StringVar(&o.configDir, "config-dir", defaultConfigDir(), "directory of the BMC files and the control socket ($VBMC_CONFIG_DIR)")
 	f.StringVar(&o.configFile, "config", "", "also serve the nodes of this YAML fleet file (read-only); implies --foreground")
