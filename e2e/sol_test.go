@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -33,38 +31,11 @@ const consoleDomain = `<domain type='%[2]s'>
   </devices>
 </domain>`
 
-// sol runs `ipmitool sol activate` under a pseudo-terminal, as Ironic does.
-type sol struct {
-	cmd  *exec.Cmd
-	in   *os.File
-	out  *testtool.Buffer
-	done chan error
-}
-
-func (n *node) sol(t *testing.T) *sol {
+// sol runs Ironic's `ipmitool … -f PWFILE sol activate` under a pty.
+func (n *node) sol(t *testing.T) *testtool.SOL {
 	t.Helper()
-	testtool.Require(t, "script")
-	ipmitool := testtool.Require(t, "ipmitool")
 	pw := testtool.WriteFile(t, "pw", admin.Password)
-	line := fmt.Sprintf("%s -I lanplus -H 127.0.0.1 -p %s -L ADMINISTRATOR -U %s -f %s sol activate", ipmitool, n.port, admin.Name, pw)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &sol{in: w, out: &testtool.Buffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command("script", "-q", "-e", "-c", line, "/dev/null")
-	s.cmd.Stdin, s.cmd.Stdout, s.cmd.Stderr = r, s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		w.Close()
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	})
-	return s
+	return testtool.StartSOL(t, "-I", "lanplus", "-H", "127.0.0.1", "-p", n.port, "-L", "ADMINISTRATOR", "-U", admin.Name, "-f", pw, "sol", "activate")
 }
 
 // solBootMenu: power on, attach SOL, see SeaBIOS's banner (printed before
@@ -79,28 +50,17 @@ func solBootMenu(t *testing.T, uri string) {
 	time.Sleep(300 * time.Millisecond) // the boot starts with nobody attached
 	s := n.sol(t)
 	testtool.Eventually(t, 60*time.Second, "SeaBIOS on the console", func() bool {
-		return strings.Contains(s.out.String(), "SeaBIOS") && strings.Contains(s.out.String(), "Press ESC for boot menu")
+		return strings.Contains(s.Output(), "SeaBIOS") && strings.Contains(s.Output(), "Press ESC for boot menu")
 	})
-	if _, err := s.in.WriteString("\x1b"); err != nil {
-		t.Fatal(err)
-	}
+	s.Type(t, "\x1b")
 	testtool.Eventually(t, 30*time.Second, "the boot menu the ESC opened", func() bool {
-		return strings.Contains(s.out.String(), "Select boot device")
+		return strings.Contains(s.Output(), "Select boot device")
 	})
-	if _, err := s.in.WriteString("\r~."); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-s.done:
-		s.done <- nil
-	case <-time.After(15 * time.Second):
-		t.Fatalf("~. did not end the session:\n%s", s.out.String())
-	}
+	s.Type(t, "\r~.")
+	_ = s.Wait(t, 15*time.Second)
 	// The console is free for the next client, and the BMC still works.
 	again := n.sol(t)
-	testtool.Eventually(t, 15*time.Second, "a second SOL session", func() bool {
-		return strings.Contains(again.out.String(), "SOL Session operational")
-	})
+	again.Type(t, "\r~.")
 	n.must("power", "off")
 }
 

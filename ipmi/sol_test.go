@@ -3,9 +3,7 @@ package ipmi_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -17,61 +15,10 @@ import (
 	"github.com/govbmc/govbmc/internal/testtool"
 )
 
-// solSession runs `ipmitool sol activate` under a pseudo-terminal (script),
-// as Ironic's console drivers do, typing input and returning what it printed.
-type solSession struct {
-	cmd  *exec.Cmd
-	in   *os.File
-	out  *testtool.Buffer
-	done chan error
-}
-
-func (n *testNode) startSOL(t *testing.T) *solSession {
+// startSOL runs Ironic's `ipmitool … -f PWFILE sol activate` under a pty.
+func (n *testNode) startSOL(t *testing.T) *testtool.SOL {
 	t.Helper()
-	testtool.Require(t, "script")
-	ipmitool := testtool.Require(t, "ipmitool")
-	pw := passwordFile(t, admin.Password)
-	line := fmt.Sprintf("%s -I lanplus -H 127.0.0.1 -p %s -L ADMINISTRATOR -U %s -f %s sol activate", ipmitool, n.port, admin.Name, pw)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &solSession{in: w, out: &testtool.Buffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command("script", "-q", "-e", "-c", line, "/dev/null")
-	s.cmd.Stdin, s.cmd.Stdout, s.cmd.Stderr = r, s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		w.Close()
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	})
-	testtool.Eventually(t, 10*time.Second, "SOL session operational", func() bool {
-		return strings.Contains(s.out.String(), "SOL Session operational")
-	})
-	return s
-}
-
-func (s *solSession) typeKeys(t *testing.T, keys string) {
-	t.Helper()
-	if _, err := s.in.WriteString(keys); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (s *solSession) wait(t *testing.T, within time.Duration) error {
-	t.Helper()
-	select {
-	case err := <-s.done:
-		s.done <- err
-		return err
-	case <-time.After(within):
-		t.Fatalf("ipmitool sol activate still running:\n%s", s.out.String())
-		return nil
-	}
+	return testtool.StartSOL(t, "-I", "lanplus", "-H", "127.0.0.1", "-p", n.port, "-L", "ADMINISTRATOR", "-U", admin.Name, "-f", passwordFile(t, admin.Password), "sol", "activate")
 }
 
 // TestSOLShowsBootMessagesAndEchoes: output from before the client attached
@@ -82,19 +29,19 @@ func TestSOLShowsBootMessagesAndEchoes(t *testing.T) {
 	n.lanplus("power", "on") // boot messages while nobody is attached
 	s := n.startSOL(t)
 	testtool.Eventually(t, 5*time.Second, "the boot banner", func() bool {
-		return strings.Contains(s.out.String(), "Booting from Hard Disk")
+		return strings.Contains(s.Output(), "Booting from Hard Disk")
 	})
-	s.typeKeys(t, "typed-through-sol\r")
+	s.Type(t, "typed-through-sol\r")
 	testtool.Eventually(t, 5*time.Second, "the echo", func() bool {
-		return strings.Contains(s.out.String(), "typed-through-sol")
+		return strings.Contains(s.Output(), "typed-through-sol")
 	})
 	n.lanplus("power", "reset")
 	testtool.Eventually(t, 5*time.Second, "the reset's boot messages", func() bool {
-		return strings.Count(s.out.String(), "Booting from Hard Disk") >= 2
+		return strings.Count(s.Output(), "Booting from Hard Disk") >= 2
 	})
-	s.typeKeys(t, "\r~.")
-	if err := s.wait(t, 10*time.Second); err != nil {
-		t.Fatalf("~. : %v\n%s", err, s.out.String())
+	s.Type(t, "\r~.")
+	if err := s.Wait(t, 10*time.Second); err != nil {
+		t.Fatalf("~. : %v\n%s", err, s.Output())
 	}
 }
 
@@ -116,19 +63,19 @@ func TestSOLOneSessionAndDeactivateFromAnother(t *testing.T) {
 
 	n.lanplus("sol", "deactivate")
 	// The first console gets nothing more.
-	seen := first.out.String()
+	seen := first.Output()
 	n.lanplus("power", "reset")
 	time.Sleep(500 * time.Millisecond)
-	if first.out.String() != seen {
-		t.Errorf("a deactivated console still receives output:\n%s", first.out.String())
+	if first.Output() != seen {
+		t.Errorf("a deactivated console still receives output:\n%s", first.Output())
 	}
 	// The console is free again.
 	again := n.startSOL(t)
 	testtool.Eventually(t, 5*time.Second, "the reset's messages on the new console", func() bool {
-		return strings.Contains(again.out.String(), "Hard reset")
+		return strings.Contains(again.Output(), "Hard reset")
 	})
-	again.typeKeys(t, "\r~.")
-	_ = again.wait(t, 10*time.Second)
+	again.Type(t, "\r~.")
+	_ = again.Wait(t, 10*time.Second)
 }
 
 // TestSOLActivationCyclesLeakNothing activates and deactivates SOL many

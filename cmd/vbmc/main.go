@@ -39,18 +39,6 @@ type app struct {
 	configDir string
 }
 
-// defaultConfigDir is $VBMC_CONFIG_DIR, else ~/.vbmc, as for vbmcd.
-func defaultConfigDir() string {
-	if d := os.Getenv("VBMC_CONFIG_DIR"); d != "" {
-		return d
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ".vbmc"
-	}
-	return filepath.Join(home, ".vbmc")
-}
-
 func (a *app) client() *control.Client {
 	return control.NewClient(filepath.Join(a.configDir, control.SocketName))
 }
@@ -79,7 +67,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&a.configDir, "config-dir", defaultConfigDir(), "vbmcd's config directory, where its socket is ($VBMC_CONFIG_DIR)")
+	root.PersistentFlags().StringVar(&a.configDir, "config-dir", control.DefaultConfigDir(), "vbmcd's config directory, where its socket is ($VBMC_CONFIG_DIR)")
 	var noDaemon bool
 	root.PersistentFlags().BoolVar(&noDaemon, "no-daemon", false, "accepted for VirtualBMC compatibility; vbmc never starts vbmcd itself")
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/govbmc/govbmc/internal/control"
 	"github.com/govbmc/govbmc/internal/version"
 	"github.com/spf13/cobra"
 )
@@ -30,18 +31,6 @@ type options struct {
 	foreground bool
 	logLevel   string
 	logFormat  string
-}
-
-// defaultConfigDir is $VBMC_CONFIG_DIR, else ~/.vbmc (VirtualBMC's place).
-func defaultConfigDir() string {
-	if d := os.Getenv("VBMC_CONFIG_DIR"); d != "" {
-		return d
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ".vbmc"
-	}
-	return filepath.Join(home, ".vbmc")
 }
 
 func newRootCommand() *cobra.Command {
@@ -78,7 +67,7 @@ started) and keeps vbmcd in the foreground.`,
 	}
 	cmd.SetVersionTemplate("{{.Version}}\n")
 	f := cmd.Flags()
-	f.StringVar(&o.configDir, "config-dir", defaultConfigDir(), "directory of the BMC files and the control socket ($VBMC_CONFIG_DIR)")
+	f.StringVar(&o.configDir, "config-dir", control.DefaultConfigDir(), "directory of the BMC files and the control socket ($VBMC_CONFIG_DIR)")
 	f.StringVar(&o.configFile, "config", "", "also serve the nodes of this YAML fleet file (read-only); implies --foreground")
 	f.StringVar(&o.pidFile, "pid-file", "", "pid file (default CONFIG_DIR/vbmcd.pid)")
 	f.BoolVar(&o.foreground, "foreground", false, "stay in the foreground")

@@ -4,6 +4,9 @@
 package control
 
 import (
+	"os"
+	"path/filepath"
+
 	"github.com/govbmc/govbmc/bmc"
 )
 
@@ -56,4 +59,17 @@ func info(st bmc.NodeStatus) NodeInfo {
 		n.Backend.SASLPassword = Masked
 	}
 	return NodeInfo{Node: n, Status: st.Status, Reason: st.Reason, Active: st.Active, ReadOnly: st.ReadOnly}
+}
+
+// DefaultConfigDir is where vbmcd keeps its files and socket, and where vbmc
+// looks for them: $VBMC_CONFIG_DIR, else ~/.vbmc (VirtualBMC's place).
+func DefaultConfigDir() string {
+	if d := os.Getenv("VBMC_CONFIG_DIR"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".vbmc"
+	}
+	return filepath.Join(home, ".vbmc")
 }
