@@ -70,8 +70,20 @@ func writeReport() error {
 	for _, s := range rep.sections {
 		b.WriteString(s + "\n")
 	}
+	b.WriteString(history)
 	return os.WriteFile("../docs/BENCHMARKS.md", []byte(b.String()), 0o644)
 }
+
+// history records changes the benchmarks drove, with the figures of the
+// runs before and after (same machine, same command).
+const history = `## Changes these benchmarks drove
+
+| change | measured before | after |
+|---|---|---|
+| One read-only registry of go-ipmi's default handlers shared by every BMC, instead of a second registry built per BMC for the handlers govbmc wraps | 1,000 BMCs: 63.7 MiB idle, 68.5 MiB after a sweep | 54.1 MiB idle, 57.5 MiB after a sweep |
+| Chassis Control answered once per request: a retransmission (client timeout shorter than the operation) gets the first answer | a slow power cycle ran twice | runs once (TestRetransmittedControlRunsOnce) |
+| A libvirt node's power status no longer waits for the machine lock held by a slow power on | status waited for the power on | answers at once (the slow-operation table) |
+`
 
 func machine() string {
 	cpu := "unknown"

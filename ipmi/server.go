@@ -188,9 +188,17 @@ type nodeHandlers struct {
 	lastPowerOnByCommand atomic.Bool
 }
 
+// goipmiDefaults holds go-ipmi's own handlers, for the ones govbmc wraps.
+// Its handlers keep no state of their own (they reach the node through the
+// HandlerContext), so one read-only registry serves every node.
+var goipmiDefaults = sync.OnceValue(func() *handlers.Registry {
+	r := handlers.NewRegistry()
+	handlers.RegisterAllHandlers(r)
+	return r
+})
+
 func (h *nodeHandlers) register(reg *handlers.Registry) {
-	defaults := handlers.NewRegistry()
-	handlers.RegisterAllHandlers(defaults)
+	defaults := goipmiDefaults()
 	reg.RegisterFunc(types.CommandGetSessionChallenge, h.getSessionChallenge(registered(defaults, types.CommandGetSessionChallenge)))
 	reg.RegisterFunc(types.CommandActivateSession, h.activateSession)
 	reg.RegisterFunc(types.CommandChassisControl, h.retransmits.wrap(h.chassisControl))
