@@ -38,6 +38,12 @@ type testNode struct {
 // startNode serves a simulated node on 127.0.0.1 with an ephemeral port.
 func startNode(t *testing.T, edit ...func(*bmc.Node)) *testNode {
 	t.Helper()
+	return startNodeWith(t, ipmi.Options{}, edit...)
+}
+
+// startNodeWith is startNode with server options.
+func startNodeWith(t *testing.T, opts ipmi.Options, edit ...func(*bmc.Node)) *testNode {
+	t.Helper()
 	cfg := bmc.Node{
 		Name:    "node-" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()),
 		Address: "127.0.0.1",
@@ -53,7 +59,8 @@ func startNode(t *testing.T, edit ...func(*bmc.Node)) *testNode {
 	}
 	logs := &testtool.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := ipmi.New(cfg, sim, ipmi.Options{Logger: log})
+	opts.Logger = log
+	srv, err := ipmi.New(cfg, sim, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

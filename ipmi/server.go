@@ -38,6 +38,9 @@ type Options struct {
 	Logger *slog.Logger
 	// OpTimeout bounds each machine operation; zero means DefaultOpTimeout.
 	OpTimeout time.Duration
+	// SessionTimeout ends an RMCP+ session idle this long (and frees the
+	// SOL console it held); zero means the IPMI default of 60 s.
+	SessionTimeout time.Duration
 }
 
 // Server is one node's BMC: a UDP listener speaking IPMI 1.5 and 2.0 in
@@ -70,7 +73,11 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m})
 	// go-ipmi allows the spec's minimum of 4 RMCP+ sessions; Ironic's power
 	// sync, an operator and a console easily need more at once.
-	state.Sessions = gobmc.NewSessionStoreWithOptions(state.Clock(), gobmc.WithMaxSessions(maxSessions))
+	sessionOpts := []gobmc.SessionStoreOption{gobmc.WithMaxSessions(maxSessions)}
+	if opts.SessionTimeout > 0 {
+		sessionOpts = append(sessionOpts, gobmc.WithInactivityTimeout(opts.SessionTimeout))
+	}
+	state.Sessions = gobmc.NewSessionStoreWithOptions(state.Clock(), sessionOpts...)
 	state.Sessions.SetOnRemove(state.SOL.DeactivateBySession)
 	state.SetCipherSuites(suites)
 	// A console stream that ends (a VM powered off, libvirtd restarted) is

@@ -13,6 +13,7 @@ import (
 	"github.com/bougou/go-ipmi/pkg/types"
 	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/testtool"
+	"github.com/govbmc/govbmc/ipmi"
 )
 
 // startSOL runs Ironic's `ipmitool … -f PWFILE sol activate` under a pty.
@@ -128,4 +129,32 @@ func openFDs(t *testing.T) int {
 		t.Skip("no /proc/self/fd")
 	}
 	return len(entries)
+}
+
+// TestSOLFreedWhenClientDisappears: a client that vanishes without
+// deactivating holds the console only until its session times out.
+func TestSOLFreedWhenClientDisappears(t *testing.T) {
+	n := startNodeWith(t, ipmi.Options{SessionTimeout: time.Second})
+	ctx := context.Background()
+	payload := []byte{0x01, 0x01, 0x00, 0x00, 0x00, 0x00}
+	gone, err := n.connect(admin, client.InterfaceLanplus, types.PrivilegeLevelAdministrator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gone.RawCommand(ctx, types.NetFnAppRequest, 0x48, payload, "activate"); err != nil {
+		t.Fatal(err)
+	}
+	// The client goes silent. Another one is refused while its session lives…
+	other, err := n.connect(admin, client.InterfaceLanplus, types.PrivilegeLevelAdministrator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.RawCommand(ctx, types.NetFnAppRequest, 0x48, payload, "activate"); err == nil {
+		t.Fatal("a second activation succeeded while the first session lived")
+	}
+	// …and gets the console once it has timed out.
+	testtool.Eventually(t, 40*time.Second, "the console freed by the session timeout", func() bool {
+		_, err := other.RawCommand(ctx, types.NetFnAppRequest, 0x48, payload, "activate")
+		return err == nil
+	})
 }
