@@ -237,7 +237,7 @@ func TestSessionRate(t *testing.T) {
 		"| govbmc (vbmcd, sim node) | %d | %.0f | %v | %v | %v | %d | 1.00 |\n"+
 		"| go-ipmi goipmi-server (reference) | %d | %.0f | %v | %v | %v | %d | %.2f |\n"+
 		"| OpenIPMI ipmi_sim | — | not measured | | | | | |\n\n"+
-		"The reference server's errors are its session table (go-ipmi's default of 4 sessions) filling under 8 concurrent clients; govbmc raises that limit to 32 per BMC. Reproduce: `ipmiload --targets 127.0.0.1:PORT -c 8 -n %d` against each. OpenIPMI's ipmi_sim (Debian `openipmi`) exits after its first RMCP+ session with the minimal lan.conf tried here; it needs a fuller emulation config before it can be compared.\n",
+		"The reference server's errors are its session table (go-ipmi's default of 4 sessions) filling under 8 concurrent clients; govbmc raises that limit to 32 per BMC. Reproduce: `ipmiload --targets 127.0.0.1:PORT -c 8 -n %d` against each. OpenIPMI's ipmi_sim (Debian `openipmi` 2.0.33, minimal lan.conf) answers ipmitool but exits on the first session this load generator (go-ipmi's client) opens, so no rate could be taken from it.\n",
 		g.Sessions, g.PerSecond, g.P50.Round(10*time.Microsecond), g.P99.Round(10*time.Microsecond), g.Max.Round(10*time.Microsecond), g.Errors,
 		r.Sessions, r.PerSecond, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.Errors, r.PerSecond/max(g.PerSecond, 1), sessions))
 }
