@@ -64,10 +64,15 @@ type Conn struct {
 	key  poolKey
 	refs int
 
+	// states mirrors domain power states from lifecycle events.
+	states stateCache
+
 	// Dials counts connection attempts that reached the transport, and
 	// SSHDials the SSH clients opened; tests and benchmarks read them.
 	Dials    atomic.Int64
 	SSHDials atomic.Int64
+	// Calls counts libvirt calls made through Do.
+	Calls atomic.Int64
 }
 
 // newConn starts a connection maintained in the background.
@@ -194,6 +199,18 @@ func (c *Conn) connect() (*libvirt.Libvirt, error) {
 	c.mu.Lock()
 	c.lv, c.netConn, c.sshc = lv, nc, sshc
 	c.mu.Unlock()
+	// Power states from events from now on; without them, by asking.
+	evCtx, cancelEvents := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-lv.Disconnected():
+		case <-c.stop:
+		}
+		cancelEvents()
+	}()
+	if err := c.states.follow(evCtx, lv); err != nil {
+		c.log.Warn("no lifecycle events from libvirt; power status will ask every time", "err", err)
+	}
 	return lv, nil
 }
 
@@ -262,6 +279,7 @@ func (c *Conn) Do(ctx context.Context, fn func(*libvirt.Libvirt) error) error {
 	if err != nil {
 		return err
 	}
+	c.Calls.Add(1)
 	done := make(chan error, 1)
 	go func() { done <- fn(lv) }()
 	hard := time.NewTimer(c.callTimeout)

@@ -96,28 +96,28 @@ func TestHungCallClosesTheConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := NewDomain(c, "test", nil)
-	if _, err := d.PowerState(testCtx(t)); err != nil {
+	d := NewDomain(c, "test", nil) // BootOverride always asks libvirt (no cache)
+	if _, err := d.BootOverride(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 
 	proxy.set(true)
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	start := time.Now()
-	_, err = d.PowerState(short)
+	_, err = d.BootOverride(short)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
 		t.Fatalf("short deadline: err=%v after %v", err, time.Since(start))
 	}
 	start = time.Now()
-	_, err = d.PowerState(testCtx(t))
+	_, err = d.BootOverride(testCtx(t))
 	if !errors.Is(err, ErrUnavailable) || time.Since(start) > 3*time.Second {
 		t.Fatalf("hung call: err=%v after %v, want ErrUnavailable after the 1s call timeout", err, time.Since(start))
 	}
 
 	proxy.set(false)
 	testtool.Eventually(t, 15*time.Second, "a new connection serves calls", func() bool {
-		_, err := d.PowerState(testCtx(t))
+		_, err := d.BootOverride(testCtx(t))
 		return err == nil
 	})
 	if c.Dials.Load() < 2 {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	"github.com/digitalocean/go-libvirt"
 	"github.com/govbmc/govbmc/bmc"
@@ -26,8 +27,10 @@ type Domain struct {
 	// mu serialises this machine's state changes and its boot bookkeeping.
 	mu sync.Mutex
 	// oneShot is a next-boot-only override written into the inactive XML
-	// and not yet consumed by a boot.
-	oneShot *oneShot
+	// and not yet consumed by a boot; pendingOverride mirrors oneShot != nil
+	// for readers that must not take mu.
+	oneShot         *oneShot
+	pendingOverride atomic.Bool
 	// dirtyID is the domain ID of the run during which the boot
 	// configuration was last changed (-1: not while running). A hard reset
 	// during that run restarts the domain so the new configuration applies,
@@ -119,14 +122,25 @@ func domainOn(lv *libvirt.Libvirt, dom libvirt.Domain) (bool, error) {
 	return isOn(state), err
 }
 
-// PowerState reports whether the domain runs. It also notices a domain
-// started behind the BMC's back and consumes a pending next-boot override.
+// PowerState reports whether the domain runs: from the connection's
+// lifecycle events when it has seen the domain, else by asking libvirt. It
+// also notices a domain started behind the BMC's back and consumes a
+// pending next-boot override.
 func (d *Domain) PowerState(ctx context.Context) (bmc.PowerState, error) {
+	if !d.pendingOverride.Load() {
+		if cd, ok := d.conn.states.get(d.ref); ok {
+			return powerOf(cd.on), nil
+		}
+	}
+	version := d.conn.states.version(d.ref)
 	on := false
 	err := d.do(ctx, "power status", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		var err error
 		if on, err = domainOn(lv, dom); err != nil {
 			return err
+		}
+		if dom.Name == d.ref {
+			d.conn.states.put(d.ref, cachedDomain{dom: dom, on: on}, version)
 		}
 		// Never wait behind a slow operation of this machine (a power on
 		// holding mu): the status answer must come at once; the override
@@ -140,10 +154,14 @@ func (d *Domain) PowerState(ctx context.Context) (bmc.PowerState, error) {
 		}
 		return nil
 	})
+	return powerOf(on), err
+}
+
+func powerOf(on bool) bmc.PowerState {
 	if on {
-		return bmc.PowerOn, err
+		return bmc.PowerOn
 	}
-	return bmc.PowerOff, err
+	return bmc.PowerOff
 }
 
 // PowerOn starts the domain (nothing when it runs).
@@ -350,6 +368,7 @@ func (d *Domain) SetBootOverride(ctx context.Context, o bmc.BootOverride) error 
 		default:
 			d.oneShot.setID = dom.ID // keep the original definition to restore
 		}
+		d.pendingOverride.Store(d.oneShot != nil)
 		d.dirtyID = dom.ID
 		d.log.Info("boot device written", "dev", dev, "persistent", o.Persistent)
 		return nil
@@ -383,6 +402,7 @@ func (d *Domain) consumeLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return err
 	}
 	d.oneShot = nil
+	d.pendingOverride.Store(false)
 	d.log.Info("next-boot override consumed; previous boot configuration restored")
 	return nil
 }

@@ -431,3 +431,47 @@ func TestPoolReleasesUnusedConnections(t *testing.T) {
 		t.Fatal("a closed connection was handed out again")
 	}
 }
+
+// TestPowerStateFromLifecycleEvents: once a domain has been looked at, its
+// power status costs no libvirt call, and follows starts and stops made by
+// anyone (here straight through libvirt) from the events.
+func TestPowerStateFromLifecycleEvents(t *testing.T) {
+	_, c := testConn(t)
+	name := defineDomain(t, c, testDomainXML)
+	d := NewDomain(c, name, nil)
+	ctx := testCtx(t)
+	if s, err := d.PowerState(ctx); err != nil || s != bmc.PowerOff {
+		t.Fatalf("first status %v %v", s, err)
+	}
+	before := c.Calls.Load()
+	for i := 0; i < 100; i++ {
+		if s, _ := d.PowerState(ctx); s != bmc.PowerOff {
+			t.Fatal("cached status wrong")
+		}
+	}
+	if n := c.Calls.Load() - before; n != 0 {
+		t.Fatalf("100 power status queries made %d libvirt calls, want 0", n)
+	}
+	virsh := func(op func(*libvirt.Libvirt, libvirt.Domain) error) {
+		err := c.Do(ctx, func(lv *libvirt.Libvirt) error {
+			dom, err := lv.DomainLookupByName(name)
+			if err != nil {
+				return err
+			}
+			return op(lv, dom)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	virsh(func(lv *libvirt.Libvirt, dom libvirt.Domain) error { return lv.DomainCreate(dom) })
+	testtool.Eventually(t, 5*time.Second, "the start seen through events", func() bool {
+		s, _ := d.PowerState(ctx)
+		return s == bmc.PowerOn
+	})
+	virsh(func(lv *libvirt.Libvirt, dom libvirt.Domain) error { return lv.DomainDestroy(dom) })
+	testtool.Eventually(t, 5*time.Second, "the stop seen through events", func() bool {
+		s, _ := d.PowerState(ctx)
+		return s == bmc.PowerOff
+	})
+}

@@ -1,0 +1,110 @@
+package libvirtconn
+
+import (
+	"context"
+	"sync"
+
+	"github.com/digitalocean/go-libvirt"
+)
+
+// stateCache keeps the power state of the domains a connection has looked
+// at current from libvirt's lifecycle events, so that a power status (what
+// Ironic's periodic sync asks of every node) costs no RPC. A domain not in
+// the cache, or any time the event stream is not flowing, falls back to
+// asking libvirt.
+type stateCache struct {
+	mu      sync.Mutex
+	live    bool // an event stream is flowing on the current connection
+	domains map[string]cachedDomain
+	// versions counts events per domain name, so that an answer fetched by
+	// RPC is not stored over a newer event.
+	versions map[string]uint64
+}
+
+type cachedDomain struct {
+	dom libvirt.Domain
+	on  bool
+}
+
+// get returns a domain's cached state.
+func (s *stateCache) get(name string) (cachedDomain, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.live {
+		return cachedDomain{}, false
+	}
+	d, ok := s.domains[name]
+	return d, ok
+}
+
+// version is the event count of a domain, taken before an RPC.
+func (s *stateCache) version(name string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.versions[name]
+}
+
+// put stores what an RPC found, unless an event came in meanwhile.
+func (s *stateCache) put(name string, d cachedDomain, version uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.live || s.versions[name] != version {
+		return
+	}
+	s.domains[name] = d
+}
+
+// apply folds one lifecycle event into the cache.
+func (s *stateCache) apply(ev libvirt.DomainEventLifecycleMsg) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := ev.Dom.Name
+	s.versions[name]++
+	switch libvirt.DomainEventType(ev.Event) {
+	case libvirt.DomainEventStarted, libvirt.DomainEventSuspended, libvirt.DomainEventResumed,
+		libvirt.DomainEventShutdown, libvirt.DomainEventPmsuspended:
+		if d, ok := s.domains[name]; ok {
+			d.on = true
+			if ev.Dom.ID > 0 {
+				d.dom.ID = ev.Dom.ID
+			}
+			s.domains[name] = d
+		}
+	case libvirt.DomainEventStopped, libvirt.DomainEventCrashed:
+		if d, ok := s.domains[name]; ok {
+			d.on, d.dom.ID = false, -1
+			s.domains[name] = d
+		}
+	default: // defined, undefined: the next query looks the domain up again
+		delete(s.domains, name)
+	}
+}
+
+// reset empties the cache and marks whether events flow.
+func (s *stateCache) reset(live bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.live = live
+	s.domains = map[string]cachedDomain{}
+	if s.versions == nil {
+		s.versions = map[string]uint64{}
+	}
+}
+
+// follow subscribes to lifecycle events on a fresh connection and applies
+// them until the stream ends (the connection died or ctx was cancelled).
+func (s *stateCache) follow(ctx context.Context, lv *libvirt.Libvirt) error {
+	ch, err := lv.LifecycleEvents(ctx)
+	if err != nil {
+		s.reset(false)
+		return err
+	}
+	s.reset(true)
+	go func() {
+		for ev := range ch {
+			s.apply(ev)
+		}
+		s.reset(false)
+	}()
+	return nil
+}
