@@ -229,6 +229,7 @@ func TestSessionRate(t *testing.T) {
 
 	g := load.Run(context.Background(), cfg(31900))
 	r := load.Run(context.Background(), cfg(31901))
+	ipmitoolRows := ipmitoolRates(t, map[string]int{"govbmc": 31900, "goipmi-server": 31901})
 	if g.Errors > 0 {
 		t.Errorf("govbmc: %s", g)
 	}
@@ -238,9 +239,58 @@ func TestSessionRate(t *testing.T) {
 		"| govbmc (vbmcd, sim node) | %d | %.0f | %v | %v | %v | %d | 1.00 |\n"+
 		"| go-ipmi goipmi-server (reference) | %d | %.0f | %v | %v | %v | %d | %.2f |\n"+
 		"| OpenIPMI ipmi_sim | — | not measured | | | | | |\n\n"+
+		ipmitoolRows+
 		"The reference server's errors are its session table (go-ipmi's default of 4 sessions) filling under 8 concurrent clients; govbmc raises that limit to 32 per BMC. Reproduce: `ipmiload --targets 127.0.0.1:PORT -c 8 -n %d` against each. OpenIPMI's ipmi_sim (Debian `openipmi` 2.0.33, minimal lan.conf) answers ipmitool but exits on the first session this load generator (go-ipmi's client) opens, so no rate could be taken from it.\n",
 		g.Sessions, g.PerSecond, g.P50.Round(10*time.Microsecond), g.P99.Round(10*time.Microsecond), g.Max.Round(10*time.Microsecond), g.Errors,
 		r.Sessions, r.PerSecond, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.Errors, r.PerSecond/max(g.PerSecond, 1), sessions))
+}
+
+// ipmitoolRates times sequential `ipmitool power status` processes against
+// each BMC, OpenIPMI's ipmi_sim included: a rate that includes ipmitool's
+// own start-up, but the one comparison ipmi_sim survives.
+func ipmitoolRates(t *testing.T, bmcs map[string]int) string {
+	t.Helper()
+	ipmitool := testtool.Require(t, "ipmitool")
+	if sim, err := exec.LookPath("ipmi_sim"); err == nil {
+		dir := t.TempDir()
+		conf := filepath.Join(dir, "lan.conf")
+		emu := filepath.Join(dir, "sim.emu")
+		_ = os.WriteFile(conf, []byte("name \"bench\"\nset_working_mc 0x20\n  startlan 1\n    addr 127.0.0.1 31902\n    priv_limit admin\n"+
+			"    allowed_auths_admin none md2 md5 straight\n    guid a123456789abcdefa123456789abcdef\n  endlan\n"+
+			"  user 2 true \"admin\" \"password\" admin 10 none md2 md5 straight\n"), 0o600)
+		_ = os.WriteFile(emu, []byte("mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n"), 0o600)
+		cmd := exec.Command(sim, "-c", conf, "-f", emu, "-n", "-s", dir)
+		if err := cmd.Start(); err == nil {
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			time.Sleep(500 * time.Millisecond)
+			bmcs["OpenIPMI ipmi_sim"] = 31902
+		}
+	}
+	n := pick(5, 100)
+	names := []string{"govbmc", "goipmi-server", "OpenIPMI ipmi_sim"}
+	var rows []string
+	var base float64
+	for _, name := range names {
+		port, ok := bmcs[name]
+		if !ok {
+			continue
+		}
+		start := time.Now()
+		failed := 0
+		for i := 0; i < n; i++ {
+			err := exec.Command(ipmitool, "-I", "lanplus", "-C", "3", "-R", "1", "-N", "2", "-H", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "admin", "-P", "password", "power", "status").Run()
+			if err != nil {
+				failed++
+			}
+		}
+		rate := float64(n-failed) / time.Since(start).Seconds()
+		if base == 0 {
+			base = rate
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %d | %.0f | %d | %.2f |", name, n, rate, failed, rate/base))
+	}
+	return "With ipmitool itself as the client (one `ipmitool -I lanplus -C 3 power status` process after another, so ipmitool's own start-up is in every figure):\n\n" +
+		"| BMC | commands | commands/s | failed | ratio to govbmc |\n|---|---|---|---|---|\n" + strings.Join(rows, "\n") + "\n\n"
 }
 
 // serve runs a BMC in this process in front of m and returns its port.
