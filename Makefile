@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/govbmc/govbmc/internal/version.Version=$(VERSION)
 BIN      := bin
 
-.PHONY: all build run test test-deps vet fmt clean bench
+.PHONY: all build run test test-deps vet fmt clean bench fuzz
 
 all: build
 
@@ -28,6 +28,15 @@ test: test-deps vet
 ## bench: the full benchmarks (fleet scale, session rate, libvirt latency, slow operation); writes docs/BENCHMARKS.md
 bench: build test-deps
 	GOVBMC_BENCH=full $(GO) test -count=1 -v -timeout 30m ./bench
+
+## fuzz: run every fuzz target for FUZZTIME each (the seeds also run in `make test`)
+FUZZTIME ?= 60s
+fuzz: test-deps
+	$(GO) test ./ipmi -run '^$$' -fuzz '^FuzzDatagram$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./ipmi -run '^$$' -fuzz '^FuzzBootFlags$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./libvirtconn -run '^$$' -fuzz '^FuzzBootXML$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./libvirtconn -run '^$$' -fuzz '^FuzzParseURI$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

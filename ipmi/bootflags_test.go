@@ -58,3 +58,24 @@ func TestBootFlagsDecode(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBootFlags: every 5-byte parameter decodes or is refused, and an
+// override in force encodes back to flags that decode the same (one not in
+// force reads back as no override).
+func FuzzBootFlags(f *testing.F) {
+	f.Add([]byte{0xe0, 0x04, 0, 0, 0})
+	f.Add([]byte{0x80, 0x3c, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var flags [bootFlagsLen]byte
+		copy(flags[:], b)
+		o, ok := overrideFromFlags(flags)
+		if !ok {
+			return
+		}
+		back, ok := overrideFromFlags(flagsFromOverride(o))
+		inForce := o.Active() || o.Persistent
+		if !ok || (inForce && back != o) || (!inForce && back.Active()) {
+			t.Fatalf("% x -> %+v -> %+v", flags, o, back)
+		}
+	})
+}

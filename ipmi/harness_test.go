@@ -28,7 +28,7 @@ const (
 // testNode is a node served on a loopback port for one test, in front of a
 // simulated machine.
 type testNode struct {
-	t    *testing.T
+	t    testing.TB
 	cfg  bmc.Node
 	sim  *bmc.SimMachine
 	port string
@@ -36,13 +36,13 @@ type testNode struct {
 }
 
 // startNode serves a simulated node on 127.0.0.1 with an ephemeral port.
-func startNode(t *testing.T, edit ...func(*bmc.Node)) *testNode {
+func startNode(t testing.TB, edit ...func(*bmc.Node)) *testNode {
 	t.Helper()
 	return startNodeWith(t, ipmi.Options{}, edit...)
 }
 
 // startNodeWith is startNode with server options.
-func startNodeWith(t *testing.T, opts ipmi.Options, edit ...func(*bmc.Node)) *testNode {
+func startNodeWith(t testing.TB, opts ipmi.Options, edit ...func(*bmc.Node)) *testNode {
 	t.Helper()
 	cfg := bmc.Node{
 		Name:    "node-" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()),

@@ -107,7 +107,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	}
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
-	srv := server.NewServer(state, &conn{UDPConn: udp, state: state}, server.WithHandlerRegistry(reg))
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log}, server.WithHandlerRegistry(reg))
 	return &Server{node: node, conn: udp, srv: srv, log: log}, nil
 }
 

@@ -2,10 +2,13 @@ package ipmi
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"net"
 
 	gobmc "github.com/bougou/go-ipmi/pkg/bmc"
 	"github.com/bougou/go-ipmi/pkg/handlers"
+	"github.com/bougou/go-ipmi/pkg/protocol"
+	"github.com/bougou/go-ipmi/pkg/types"
 )
 
 // conn is the node's UDP socket as go-ipmi's server sees it. It passes
@@ -22,6 +25,7 @@ import (
 type conn struct {
 	*net.UDPConn
 	state *gobmc.BMC
+	log   *slog.Logger
 }
 
 // IPMI 1.5 LAN packet layout (IPMI 2.0 §13.6): RMCP header, then the session
@@ -39,6 +43,45 @@ const (
 	authTypeRMCPP   = 0x06
 	netFnAppResp    = 0x07
 )
+
+// ReadFrom passes go-ipmi the next datagram that its parsers survive.
+// go-ipmi handles each datagram on a goroutine of its own, where a panic
+// would end the whole daemon (every BMC in it), so inputs known to crash
+// it are dropped here, where a panic can still be prevented:
+//
+//   - RAKP Message 1 whose user name length overruns the payload: go-ipmi
+//     checks 28+length in 8-bit arithmetic, which wraps, then slices out
+//     of range (found by FuzzDatagram).
+func (c *conn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.UDPConn.ReadFrom(p)
+		if err != nil || !crashesGoIPMI(p[:n]) {
+			return n, addr, err
+		}
+		if c.log != nil {
+			c.log.Debug("dropped a malformed datagram", "from", addr.String(), "bytes", n)
+		}
+	}
+}
+
+// crashesGoIPMI reports a datagram that go-ipmi's parsers panic on.
+func crashesGoIPMI(pkt []byte) bool {
+	if len(pkt) < 5 || pkt[3]&0x1F != 0x07 || pkt[v15AuthTypeOff] != authTypeRMCPP {
+		return false
+	}
+	_, _, payloadType, _, payload, ok := protocol.ParseRMCPPlusHeader(pkt)
+	if !ok {
+		return false
+	}
+	if payloadType == uint8(types.PayloadTypeRAKPMessage1) {
+		return len(payload) < rakp1UsernameOff || int(payload[rakp1UsernameOff-1]) > len(payload)-rakp1UsernameOff
+	}
+	return false
+}
+
+// rakp1UsernameOff is where the user name starts in RAKP Message 1 (IPMI
+// 2.0 Table 13-11); the byte before it is its length.
+const rakp1UsernameOff = 28
 
 func (c *conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	c.fixActivateSession(p)

@@ -122,3 +122,28 @@ func TestScanRejectsBrokenXML(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBootXML: any document either fails to scan or can be given a boot
+// device and still scans, with exactly that device and nothing lost before
+// <os>'s end.
+func FuzzBootXML(f *testing.F) {
+	f.Add(domainWithSecrets)
+	f.Add(domainWithDeviceOrder)
+	f.Add("<domain><os></os></domain>")
+	f.Fuzz(func(t *testing.T, doc string) {
+		if _, err := scanDomainXML(doc); err != nil {
+			return
+		}
+		out, err := withBootDevices(doc, []string{"network"})
+		if err != nil {
+			t.Fatalf("scanned but could not be edited: %v", err)
+		}
+		s, err := scanDomainXML(out)
+		if err != nil {
+			t.Fatalf("edited document does not scan: %v\n%s", err, out)
+		}
+		if len(s.Devices) != 1 || s.Devices[0] != "network" || s.DeviceOrder {
+			t.Fatalf("edited boot config %+v\n%s", s.bootConfig, out)
+		}
+	})
+}

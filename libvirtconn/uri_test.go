@@ -57,3 +57,22 @@ func TestParseURIRefusals(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseURI: parsing never panics, and what it accepts has a transport
+// and a driver name it knows.
+func FuzzParseURI(f *testing.F) {
+	for _, s := range []string{"qemu:///system", "qemu+ssh://root@h:22/system?keyfile=/k&no_verify=1", "test:///default", "qemu+tcp://[::1]:1/system"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := ParseURI(raw)
+		if err != nil {
+			return
+		}
+		if _, ok := allowedParams[u.Transport]; !ok || (u.Driver != "qemu" && u.Driver != "test") {
+			t.Fatalf("accepted %q as %+v", raw, u)
+		}
+		_ = u.Name()
+		_ = u.SocketPath()
+	})
+}

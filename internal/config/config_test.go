@@ -296,3 +296,19 @@ func TestLibvirtExampleParses(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: no fleet file crashes the reader; what it accepts is valid.
+func FuzzParse(f *testing.F) {
+	raw, _ := os.ReadFile("../../configs/demo.yaml")
+	f.Add(raw)
+	f.Add([]byte("nodes:\n  - {name: a, address: 127.0.0.1, port: 1, users: [{name: u, password: p}]}\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		nodes, err := config.Parse(raw)
+		if err != nil {
+			return
+		}
+		if err := bmc.ValidateFleet(nodes); err != nil {
+			t.Fatalf("accepted an invalid fleet: %v", err)
+		}
+	})
+}
