@@ -298,9 +298,9 @@ func (m *Manager) Stop(name string) error {
 		return fmt.Errorf("stop %q: %w", name, ErrUnknownNode)
 	}
 	wasUp := mn.frontend != nil
-	mn.status, mn.reason = StatusDown, ""
 	m.mu.Unlock()
 
+	// Persist first: if that fails, the node keeps running and says so.
 	if err := m.setActive(mn, false); err != nil {
 		return fmt.Errorf("stop %q: %w", name, err)
 	}
@@ -313,12 +313,13 @@ func (m *Manager) Stop(name string) error {
 	return nil
 }
 
-// release detaches a node's listener and machine and closes them, waiting
-// for Serve to return. m.opMu must be held.
+// release detaches a node's listener and machine, marks it down and closes
+// them, waiting for Serve to return. m.opMu must be held.
 func (m *Manager) release(mn *managedNode) error {
 	m.mu.Lock()
 	fe, machine, done := mn.frontend, mn.machine, mn.done
 	mn.frontend, mn.machine, mn.done = nil, nil, nil
+	mn.status, mn.reason = StatusDown, ""
 	m.mu.Unlock()
 
 	var errs []error

@@ -14,6 +14,8 @@ const (
 	MaxUsernameLen = 16
 	MaxPasswordLen = 20
 	maxUsers       = 15 // user IDs 2..16; ID 1 is the anonymous user and is never enabled
+	// maxV15PasswordLen is the longest password IPMI 1.5 sessions carry.
+	maxV15PasswordLen = 16
 )
 
 // DefaultCipherSuites are the RMCP+ cipher suites a node offers when its
@@ -103,6 +105,7 @@ type FieldError struct {
 	Err   error
 }
 
+// Error names the node and the field.
 func (e *FieldError) Error() string {
 	if e.Node == "" {
 		return fmt.Sprintf("%s: %v", e.Field, e.Err)
@@ -110,6 +113,7 @@ func (e *FieldError) Error() string {
 	return fmt.Sprintf("node %q: %s: %v", e.Node, e.Field, e.Err)
 }
 
+// Unwrap returns the underlying error.
 func (e *FieldError) Unwrap() error { return e.Err }
 
 var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
@@ -214,6 +218,8 @@ func (n *Node) validateUsers() error {
 			return fe("password", "missing for user %q", u.Name)
 		case len(u.Password) > MaxPasswordLen:
 			return fe("password", "longer than %d bytes for user %q", MaxPasswordLen, u.Name)
+		case len(u.Password) > maxV15PasswordLen && !n.DisableIPMIv15:
+			return fe("password", "longer than %d bytes for user %q: IPMI 1.5 cannot carry it (shorten it, or set disable_ipmi_v15)", maxV15PasswordLen, u.Name)
 		case !u.Privilege.Valid():
 			return fe("privilege", "must be user, operator or administrator")
 		}

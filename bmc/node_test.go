@@ -60,9 +60,13 @@ func TestValidateAcceptsValidNodes(t *testing.T) {
 		{"ipv4 wildcard", func(n *bmc.Node) { n.Address = "0.0.0.0" }},
 		{"port 1", func(n *bmc.Node) { n.Port = 1 }},
 		{"port 65535", func(n *bmc.Node) { n.Port = 65535 }},
-		{"longest credentials", func(n *bmc.Node) {
+		{"longest credentials (IPMI 2.0 only)", func(n *bmc.Node) {
 			n.Users[0].Name = strings.Repeat("u", bmc.MaxUsernameLen)
 			n.Users[0].Password = strings.Repeat("p", bmc.MaxPasswordLen)
+			n.DisableIPMIv15 = true
+		}},
+		{"longest IPMI 1.5 password", func(n *bmc.Node) {
+			n.Users[0].Password = strings.Repeat("p", 16)
 		}},
 		{"several users and privileges", func(n *bmc.Node) {
 			n.Users = append(n.Users,
@@ -423,5 +427,18 @@ func TestPrivilegeTextRoundTrip(t *testing.T) {
 	}
 	if p != bmc.PrivilegeOperator {
 		t.Errorf("failed UnmarshalText changed the value to %v", p)
+	}
+}
+
+func TestLongPasswordNeedsIPMIv15Off(t *testing.T) {
+	n := bmc.Node{Name: "n", Address: "127.0.0.1", Port: 623,
+		Users: []bmc.User{{Name: "admin", Password: strings.Repeat("p", 17), Privilege: bmc.PrivilegeAdministrator}}}
+	n.ApplyDefaults()
+	if err := n.Validate(); err == nil || !strings.Contains(err.Error(), "IPMI 1.5") {
+		t.Fatalf("17-byte password with IPMI 1.5 on: %v", err)
+	}
+	n.DisableIPMIv15 = true
+	if err := n.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

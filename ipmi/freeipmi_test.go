@@ -1,9 +1,12 @@
 package ipmi_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
+	"github.com/bougou/go-ipmi/pkg/client"
+	"github.com/bougou/go-ipmi/pkg/types"
 	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/testtool"
 )
@@ -135,4 +138,26 @@ func TestAbandonedV15SessionsDoNotLockOut(t *testing.T) {
 		t.Fatalf("locked out after abandoned sessions: %v\n%s", err, out)
 	}
 	mustContain(t, out, "System Power                        : on")
+}
+
+// TestUnknownUserCannotEvictSessions: a Get Session Challenge for an
+// unknown user, however many, never closes an authenticated 1.5 session.
+func TestUnknownUserCannotEvictSessions(t *testing.T) {
+	n := startNode(t)
+	var sessions []*client.Client
+	for i := 0; i < 4; i++ { // every IPMI 1.5 slot
+		c, err := n.connect(admin, client.InterfaceLan, types.PrivilegeLevelAdministrator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, c)
+	}
+	for i := 0; i < 10; i++ {
+		_, _ = n.freeipmi("ipmipower", "", bmc.User{Name: "nobody", Password: "x"}, "admin", "--stat")
+	}
+	for i, c := range sessions {
+		if _, err := c.GetChassisStatus(context.Background()); err != nil {
+			t.Fatalf("authenticated IPMI 1.5 session %d was closed by unknown-user challenges: %v", i, err)
+		}
+	}
 }

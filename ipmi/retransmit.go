@@ -66,6 +66,9 @@ func (r *retransmits) wrap(h handlers.HandlerFunc) handlers.HandlerFunc {
 		r.mu.Unlock()
 
 		resp, cc, err := h(ctx, hctx, req)
+		if cc != types.CodeOK {
+			return resp, cc, err // a failure may be retried for real
+		}
 
 		r.mu.Lock()
 		defer r.mu.Unlock()

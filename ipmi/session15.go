@@ -29,23 +29,28 @@ const (
 //
 // govbmc's Activate Session applies the same checks as go-ipmi (pending
 // session, auth type, challenge, the user's privilege limit) without the
-// per-user and per-privilege caps, and when the store is full the oldest
-// session govbmc activated is closed to make room: the newest login wins, as
-// an abandoned session must never lock out a real one.
+// per-user and per-privilege caps, and when every slot holds an active
+// session a challenge for a known user closes the oldest one: the newest
+// login wins, as an abandoned session must never lock out a real one. (The
+// store's four slots are go-ipmi's and cannot be raised from outside.)
 type v15Sessions struct {
 	mu     sync.Mutex
 	active []uint32 // session IDs in activation order
 }
 
-// makeRoom closes the oldest sessions until the store has a free slot.
-func (v *v15Sessions) makeRoom(store *gobmc.V15SessionStore) {
+// makeRoom closes the oldest session govbmc activated when every slot
+// holds an active session (pending ones go-ipmi evicts itself).
+func (v *v15Sessions) makeRoom(store *gobmc.V15SessionStore) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for store.Count() >= store.Cap() && len(v.active) > 0 {
+	for store.CountActiveSessions() >= store.Cap() && len(v.active) > 0 {
 		id := v.active[0]
 		v.active = v.active[1:]
-		_ = store.Close(id) // already closed or expired: nothing to free
+		if store.Close(id) == nil {
+			return true
+		}
 	}
+	return false
 }
 
 func (v *v15Sessions) activated(id uint32) {
@@ -58,12 +63,17 @@ func (v *v15Sessions) activated(id uint32) {
 	}
 }
 
-// getSessionChallenge wraps go-ipmi's Get Session Challenge so that a full
-// session store makes room first.
+// getSessionChallenge wraps go-ipmi's Get Session Challenge: when it fails
+// only because every slot holds an active session (go-ipmi answers 0xFF;
+// an unknown user gets 0x81/0x82 and evicts nothing), the oldest session
+// is closed and the challenge tried once more.
 func (h *nodeHandlers) getSessionChallenge(next handlers.Handler) handlers.HandlerFunc {
 	return func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
-		h.v15.makeRoom(hctx.BMC.V15Sessions)
-		return next.Handle(ctx, hctx, req)
+		resp, cc, err := next.Handle(ctx, hctx, req)
+		if cc == types.CodeUnspecifiedError && h.v15.makeRoom(hctx.BMC.V15Sessions) {
+			return next.Handle(ctx, hctx, req)
+		}
+		return resp, cc, err
 	}
 }
 

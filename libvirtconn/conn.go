@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
+	"github.com/govbmc/govbmc/bmc"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -75,15 +76,35 @@ type Conn struct {
 	Calls atomic.Int64
 }
 
-// newConn starts a connection maintained in the background.
-func newConn(u *URI, creds Credentials, log *slog.Logger, callTimeout time.Duration) (*Conn, error) {
+// supported refuses what this release cannot connect with.
+func supported(u *URI, creds Credentials) error {
 	if creds.SASLUsername != "" {
-		return nil, fmt.Errorf("libvirt URI %q: SASL authentication is not supported yet", u.Raw)
+		return fmt.Errorf("libvirt URI %q: SASL authentication is not supported yet", u.Raw)
 	}
 	switch u.Transport {
 	case TransportUnix, TransportSSH, TransportTCP:
-	default:
-		return nil, fmt.Errorf("libvirt URI %q: transport %s is not supported yet", u.Raw, u.Transport)
+		return nil
+	}
+	return fmt.Errorf("libvirt URI %q: transport %s is not supported yet", u.Raw, u.Transport)
+}
+
+// CheckBackend validates a node's libvirt URI without connecting, so that a
+// fleet file with a bad URI is refused when it is read. (TLS and SASL
+// settings are accepted here; connecting with them is not supported yet and
+// puts the node in error with that reason.)
+func CheckBackend(b bmc.Backend) error {
+	raw, err := EffectiveURI(b)
+	if err != nil {
+		return err
+	}
+	_, err = ParseURI(raw)
+	return err
+}
+
+// newConn starts a connection maintained in the background.
+func newConn(u *URI, creds Credentials, log *slog.Logger, callTimeout time.Duration) (*Conn, error) {
+	if err := supported(u, creds); err != nil {
+		return nil, err
 	}
 	if callTimeout <= 0 {
 		callTimeout = DefaultCallTimeout
@@ -165,7 +186,7 @@ func (c *Conn) connect() (*libvirt.Libvirt, error) {
 		if err == nil {
 			c.SSHDials.Add(1)
 			// direct-streamlocal@openssh.com: the remote libvirtd socket.
-			nc, err = sshc.Dial("unix", c.uri.SocketPath())
+			nc, err = bounded(ctx, func() (net.Conn, error) { return sshc.Dial("unix", c.uri.SocketPath()) }, sshc.Close)
 			if err != nil {
 				sshc.Close()
 				err = fmt.Errorf("ssh %s: open %s: %w", c.uri.Addr(), c.uri.SocketPath(), err)
@@ -208,10 +229,33 @@ func (c *Conn) connect() (*libvirt.Libvirt, error) {
 		}
 		cancelEvents()
 	}()
-	if err := c.states.follow(evCtx, lv); err != nil {
+	// Subscribing is an RPC without a deadline of its own: bound it.
+	if _, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, c.states.follow(evCtx, lv) }, func() error { return nc.Close() }); err != nil {
 		c.log.Warn("no lifecycle events from libvirt; power status will ask every time", "err", err)
 	}
 	return lv, nil
+}
+
+// bounded runs fn, giving up when ctx ends; abort then unblocks fn (by
+// closing what it waits on).
+func bounded[T any](ctx context.Context, fn func() (T, error), abort func() error) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := fn()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		_ = abort()
+		var zero T
+		return zero, ctx.Err()
+	}
 }
 
 // teardown forgets a dead or closing connection and closes its tunnel.
@@ -283,12 +327,12 @@ func (c *Conn) Do(ctx context.Context, fn func(*libvirt.Libvirt) error) error {
 	done := make(chan error, 1)
 	go func() { done <- fn(lv) }()
 	hard := time.NewTimer(c.callTimeout)
-	defer hard.Stop()
 	select {
 	case err := <-done:
+		hard.Stop()
 		return classify(err)
 	case <-ctx.Done():
-		// The call goes on; the watchdog below still bounds it.
+		// The call goes on; the watchdog keeps the timer and still bounds it.
 		go c.watch(done, nc, hard)
 		return ctx.Err()
 	case <-hard.C:
@@ -299,6 +343,7 @@ func (c *Conn) Do(ctx context.Context, fn func(*libvirt.Libvirt) error) error {
 
 // watch closes the connection under a call that outlives the hard timeout.
 func (c *Conn) watch(done <-chan error, nc net.Conn, hard *time.Timer) {
+	defer hard.Stop()
 	select {
 	case <-done:
 	case <-hard.C:

@@ -95,29 +95,34 @@ func (a *attachment) Close() error {
 // loop streams the console while the domain runs, and waits for it to
 // start while a client is attached; otherwise it ends.
 func (c *console) loop() {
-	defer func() {
+	// finish ends the loop unless a client attached meanwhile; the decision
+	// and running=false share the lock, so a want() is never lost.
+	finish := func() bool {
 		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.attached > 0 {
+			return false
+		}
 		c.running = false
-		c.mu.Unlock()
-	}()
+		return true
+	}
 	for {
 		streamed := c.streamOnce()
-		c.mu.Lock()
-		keep := c.attached > 0
-		c.mu.Unlock()
-		if !streamed && !keep {
+		if !streamed && finish() {
 			return
 		}
 		select {
 		case <-c.stop:
+			c.mu.Lock()
+			c.running = false
+			c.mu.Unlock()
 			return
 		case <-time.After(consolePoll):
 		}
-		if !keep {
-			// The stream ended (the domain stopped) and nobody listens.
-			if on, _ := c.d.PowerState(context.Background()); on != bmc.PowerOn {
-				return
-			}
+		// The stream ended (the domain stopped): go on only while the
+		// domain runs again or a client waits for it.
+		if on, _ := c.d.PowerState(context.Background()); on != bmc.PowerOn && finish() {
+			return
 		}
 	}
 }

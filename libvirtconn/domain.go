@@ -63,7 +63,7 @@ func EffectiveURI(b bmc.Backend) (string, error) {
 	}
 	u, err := url.Parse(b.URI)
 	if err != nil {
-		return "", fmt.Errorf("libvirt URI %q: %w", b.URI, err)
+		return "", fmt.Errorf("libvirt URI %s: not a URI", redacted(b.URI))
 	}
 	q := u.Query()
 	if b.Keyfile != "" && q.Get("keyfile") == "" {

@@ -66,20 +66,21 @@ type URI struct {
 func ParseURI(raw string) (*URI, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("libvirt URI %q: %w", raw, err)
+		return nil, fmt.Errorf("libvirt URI %s: not a URI", redacted(raw))
 	}
+	shown := u.Redacted() // errors never repeat a password given in the URI
 	driver, transport, _ := strings.Cut(u.Scheme, "+")
 	out := &URI{Raw: raw, Driver: driver, Transport: transport, Host: u.Hostname(), Path: u.Path}
 	if u.User != nil {
 		out.User = u.User.Username()
 		if _, ok := u.User.Password(); ok {
-			return nil, fmt.Errorf("libvirt URI %q: passwords in URIs are not accepted; use a key file or SASL credentials", raw)
+			return nil, fmt.Errorf("libvirt URI %q: passwords in URIs are not accepted; use a key file or SASL credentials", shown)
 		}
 	}
 	switch driver {
 	case "qemu", "test":
 	default:
-		return nil, fmt.Errorf("libvirt URI %q: unsupported driver %q (want qemu or test)", raw, driver)
+		return nil, fmt.Errorf("libvirt URI %q: unsupported driver %q (want qemu or test)", shown, driver)
 	}
 	if out.Transport == "" {
 		// libvirt's rule: no transport means unix locally, tls to a host.
@@ -90,20 +91,20 @@ func ParseURI(raw string) (*URI, error) {
 	}
 	allowed, ok := allowedParams[out.Transport]
 	if !ok {
-		return nil, fmt.Errorf("libvirt URI %q: unsupported transport %q (want unix, tcp, tls or ssh)", raw, out.Transport)
+		return nil, fmt.Errorf("libvirt URI %q: unsupported transport %q (want unix, tcp, tls or ssh)", shown, out.Transport)
 	}
 	if out.Transport == TransportUnix && out.Host != "" {
-		return nil, fmt.Errorf("libvirt URI %q: the unix transport takes no host", raw)
+		return nil, fmt.Errorf("libvirt URI %q: the unix transport takes no host", shown)
 	}
 	if out.Transport != TransportUnix && out.Host == "" {
-		return nil, fmt.Errorf("libvirt URI %q: transport %s needs a host", raw, out.Transport)
+		return nil, fmt.Errorf("libvirt URI %q: transport %s needs a host", shown, out.Transport)
 	}
 	if err := out.checkPath(); err != nil {
 		return nil, err
 	}
 	if p := u.Port(); p != "" {
 		if out.Port, err = strconv.Atoi(p); err != nil || out.Port < 1 || out.Port > 65535 {
-			return nil, fmt.Errorf("libvirt URI %q: bad port %q", raw, p)
+			return nil, fmt.Errorf("libvirt URI %q: bad port %q", shown, p)
 		}
 	} else {
 		out.Port = defaultPorts[out.Transport]
@@ -147,6 +148,15 @@ func (u *URI) readParams(q url.Values, allowed map[string]bool) error {
 		return fmt.Errorf("libvirt URI %q: no_verify=%q (want 0 or 1)", u.Raw, v)
 	}
 	return nil
+}
+
+// redacted shows a URI without its password, or nothing of it when it does
+// not parse.
+func redacted(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return fmt.Sprintf("%q", u.Redacted())
+	}
+	return "(unparseable)"
 }
 
 // Name is the URI libvirtd is asked to open: the driver and path, without

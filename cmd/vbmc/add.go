@@ -127,14 +127,15 @@ func (o *addOptions) accounts(cmd *cobra.Command) ([]bmc.User, error) {
 		users = append(users, bmc.User{Name: o.username, Password: o.password, Privilege: bmc.PrivilegeAdministrator})
 	}
 	for _, spec := range o.users {
+		// Errors name the user, never the password.
 		name, rest, ok1 := strings.Cut(spec, ":")
 		i := strings.LastIndex(rest, ":")
 		if !ok1 || i < 0 || name == "" || rest[:i] == "" {
-			return nil, fmt.Errorf("--user %q: want NAME:PASSWORD:PRIVILEGE", spec)
+			return nil, fmt.Errorf("--user %q…: want NAME:PASSWORD:PRIVILEGE", name)
 		}
 		priv, err := bmc.ParsePrivilege(rest[i+1:])
 		if err != nil {
-			return nil, fmt.Errorf("--user %q: %w", spec, err)
+			return nil, fmt.Errorf("--user %q: %w", name, err)
 		}
 		users = append(users, bmc.User{Name: name, Password: rest[:i], Privilege: priv})
 	}

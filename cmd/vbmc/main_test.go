@@ -343,7 +343,7 @@ func TestBadInput(t *testing.T) {
 		{"port of another process", []string{"add", "b", "--backend", "sim", "--address", "127.0.0.1", "--port", fmt.Sprint(taken)}, "already in use by another process"},
 		{"port out of range", []string{"add", "b", "--backend", "sim", "--port", "70000"}, "--port 70000"},
 		{"missing password", []string{"add", "b", "--backend", "sim", "--password", ""}, "--password"},
-		{"malformed user", []string{"add", "b", "--backend", "sim", "--user", "alice:secret"}, `--user "alice:secret"`},
+		{"malformed user", []string{"add", "b", "--backend", "sim", "--user", "alice:secret"}, `--user "alice"`},
 		{"bad privilege", []string{"add", "b", "--backend", "sim", "--user", "alice:secret:root"}, "unknown privilege"},
 		{"cipher suite 0", []string{"add", "b", "--backend", "sim", "--cipher-suites", "0"}, "suite 0"},
 		{"sasl half", []string{"add", "b", "--libvirt-sasl-username", "u"}, "A password and username are required to use Libvirt's SASL authentication"},

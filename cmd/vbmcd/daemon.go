@@ -103,6 +103,7 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 		if err != nil {
 			return nil, err
 		}
+		defer conn.Release()
 		return conn.Domains(ctx)
 	}
 	srv := &http.Server{Handler: control.NewServer(mgr, domains, version.Version, log), ReadHeaderTimeout: 10 * time.Second}

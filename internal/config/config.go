@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/govbmc/govbmc/bmc"
+	"github.com/govbmc/govbmc/libvirtconn"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -62,6 +63,14 @@ func Parse(raw []byte) ([]bmc.Node, error) {
 	}
 	if err := bmc.ValidateFleet(f.Nodes); err != nil {
 		return nil, err
+	}
+	for _, n := range f.Nodes {
+		if n.Backend.Type != bmc.BackendLibvirt {
+			continue
+		}
+		if err := libvirtconn.CheckBackend(n.Backend); err != nil {
+			return nil, &bmc.FieldError{Node: n.Name, Field: "backend.uri", Err: err}
+		}
 	}
 	return f.Nodes, nil
 }

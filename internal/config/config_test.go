@@ -312,3 +312,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestBadLibvirtURIRefusedAtLoad(t *testing.T) {
+	for _, uri := range []string{"xen:///system", "qemu+ssh://u:secret@h/system", "qemu:///system?bogus=1"} {
+		raw := "nodes:\n  - {name: n1, address: 127.0.0.1, port: 7000, users: [{name: a, password: p}], backend: {type: libvirt, uri: \"" + uri + "\"}}\n"
+		_, err := config.Parse([]byte(raw))
+		if err == nil || !strings.Contains(err.Error(), `node "n1"`) || !strings.Contains(err.Error(), "backend.uri") {
+			t.Errorf("%s: err=%v", uri, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the error repeats the password: %v", uri, err)
+		}
+	}
+}

@@ -4,6 +4,7 @@
 package control
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 
@@ -57,6 +58,9 @@ func info(st bmc.NodeStatus) NodeInfo {
 	n.Users = users
 	if n.Backend.SASLPassword != "" {
 		n.Backend.SASLPassword = Masked
+	}
+	if u, err := url.Parse(n.Backend.URI); err == nil {
+		n.Backend.URI = u.Redacted()
 	}
 	return NodeInfo{Node: n, Status: st.Status, Reason: st.Reason, Active: st.Active, ReadOnly: st.ReadOnly}
 }

@@ -45,6 +45,7 @@ type APIError struct {
 	Message string
 }
 
+// Error is the daemon's message.
 func (e *APIError) Error() string { return e.Message }
 
 // NotFound reports whether the daemon said there is no such BMC.
