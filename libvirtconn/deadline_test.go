@@ -109,6 +109,11 @@ func TestHungCallClosesTheConnection(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
 		t.Fatalf("short deadline: err=%v after %v", err, time.Since(start))
 	}
+	// The caller is gone, but the watchdog still closes the hung connection
+	// once the call timeout passes.
+	testtool.Eventually(t, 5*time.Second, "the watchdog closing the hung connection", func() bool {
+		return c.Health() != nil
+	})
 	start = time.Now()
 	_, err = d.BootOverride(testCtx(t))
 	if !errors.Is(err, ErrUnavailable) || time.Since(start) > 3*time.Second {
