@@ -15,6 +15,9 @@ declare -A need=(
   [sshd]=openssh-server
   [ssh-keygen]=openssh-client
   [setpriv]=util-linux
+  [pgrep]=procps
+  [script]=bsdutils
+  [ssh-agent]=openssh-client
 )
 
 missing=()
