@@ -17,7 +17,15 @@ type bootConfig struct {
 	DeviceOrder bool
 	// EFI is whether the domain boots UEFI firmware.
 	EFI bool
+	// Restore is set when govbmc marked a next-boot override in the
+	// definition: the <os><boot> devices to put back after that boot.
+	Restore *[]string
 }
+
+// nextBootNS names govbmc's element in a domain's <metadata>, which marks a
+// pending next-boot override and what to restore after it, so that the
+// override stays one-shot across vbmcd restarts.
+const nextBootNS = "https://github.com/govbmc/govbmc/xmlns/next-boot/1"
 
 // span is a byte range of the XML text.
 type span struct{ start, end int64 }
@@ -28,6 +36,10 @@ type scanned struct {
 	osBoots    []span // <os><boot …/> elements
 	devBoots   []span // <devices><*><boot order=…/> elements
 	osEndStart int64  // offset of the </os> end tag
+	mark       *span  // govbmc's <next-boot> element in <metadata>
+	meta       *span  // the <metadata> element
+	metaEnd    int64  // offset of the </metadata> end tag, or -1
+	domainEnd  int64  // offset of the </domain> end tag
 }
 
 // scanDomainXML finds the boot elements of a domain XML without rewriting
@@ -36,7 +48,7 @@ type scanned struct {
 func scanDomainXML(doc string) (*scanned, error) {
 	d := xml.NewDecoder(strings.NewReader(doc))
 	var (
-		s     = &scanned{osEndStart: -1}
+		s     = &scanned{osEndStart: -1, metaEnd: -1, domainEnd: -1}
 		path  []string
 		start []int64
 	)
@@ -66,6 +78,10 @@ func scanDomainXML(doc string) (*scanned, error) {
 				s.Devices = append(s.Devices, attr(t, "dev"))
 			case len(path) == 4 && path[0] == "domain" && path[1] == "devices" && t.Name.Local == "boot":
 				s.DeviceOrder = true
+			case pathIs(path, "domain", "metadata", "next-boot") && t.Name.Space == nextBootNS:
+				s.Restore = &[]string{}
+			case len(path) == 4 && pathIs(path[:3], "domain", "metadata", "next-boot") && t.Name.Local == "restore" && s.Restore != nil:
+				*s.Restore = append(*s.Restore, attr(t, "dev"))
 			}
 		case xml.CharData:
 			if pathIs(path, "domain", "os", "loader") {
@@ -86,6 +102,13 @@ func scanDomainXML(doc string) (*scanned, error) {
 				s.devBoots = append(s.devBoots, sp)
 			case pathIs(path, "domain", "os"):
 				s.osEndStart = off
+			case pathIs(path, "domain", "metadata", "next-boot") && t.Name.Space == nextBootNS:
+				s.mark = &sp
+			case pathIs(path, "domain", "metadata"):
+				s.metaEnd = off
+				s.meta = &sp
+			case pathIs(path, "domain"):
+				s.domainEnd = off
 			}
 			path, start = path[:len(path)-1], start[:len(start)-1]
 		}
@@ -155,6 +178,55 @@ func withBootDevices(doc string, devs []string) (string, error) {
 	return b.String(), nil
 }
 
+// withNextBootMark returns the XML with govbmc's pending-override mark set
+// to restore devs (replacing a previous mark).
+func withNextBootMark(doc string, devs []string) (string, error) {
+	doc, err := withoutNextBootMark(doc)
+	if err != nil {
+		return "", err
+	}
+	s, err := scanDomainXML(doc)
+	if err != nil {
+		return "", err
+	}
+	var mark strings.Builder
+	fmt.Fprintf(&mark, "<govbmc:next-boot xmlns:govbmc='%s'>", nextBootNS)
+	for _, d := range devs {
+		fmt.Fprintf(&mark, "<govbmc:restore dev='%s'/>", d)
+	}
+	mark.WriteString("</govbmc:next-boot>")
+	if s.metaEnd >= 0 {
+		return doc[:s.metaEnd] + mark.String() + doc[s.metaEnd:], nil
+	}
+	if s.domainEnd < 0 {
+		return "", fmt.Errorf("domain XML has no </domain>")
+	}
+	return doc[:s.domainEnd] + "<metadata>" + mark.String() + "</metadata>" + doc[s.domainEnd:], nil
+}
+
+// withoutNextBootMark returns the XML without govbmc's mark.
+func withoutNextBootMark(doc string) (string, error) {
+	s, err := scanDomainXML(doc)
+	if err != nil {
+		return "", err
+	}
+	if s.mark == nil {
+		return doc, nil
+	}
+	c := wholeLine(doc, *s.mark)
+	doc = doc[:c.start] + doc[c.end:]
+	// A <metadata> left empty goes too, so the definition is as before.
+	if s, err = scanDomainXML(doc); err != nil || s.meta == nil {
+		return doc, err
+	}
+	switch interTagSpace.ReplaceAllString(doc[s.meta.start:s.meta.end], "><") {
+	case "<metadata></metadata>", "<metadata/>":
+		c := wholeLine(doc, *s.meta)
+		doc = doc[:c.start] + doc[c.end:]
+	}
+	return doc, nil
+}
+
 // wholeLine widens a cut to its whole line when the element stands alone
 // on it, so removing it leaves no blank line.
 func wholeLine(doc string, c span) span {
@@ -181,6 +253,10 @@ var interTagSpace = regexp.MustCompile(`>\s+<`)
 // layout between tags dropped, to compare two versions of a domain apart
 // from their boot configuration.
 func withoutBoot(doc string) (string, error) {
+	doc, err := withoutNextBootMark(doc)
+	if err != nil {
+		return "", err
+	}
 	out, err := withBootDevices(doc, nil)
 	return interTagSpace.ReplaceAllString(out, "><"), err
 }

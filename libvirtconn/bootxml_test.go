@@ -147,3 +147,27 @@ func FuzzBootXML(f *testing.F) {
 		}
 	})
 }
+
+func TestNextBootMarkRoundTrip(t *testing.T) {
+	for _, doc := range []string{domainWithSecrets, domainWithDeviceOrder, "<domain><name>x</name><metadata><app:x xmlns:app='urn:a'/></metadata><os></os></domain>"} {
+		marked, err := withNextBootMark(doc, []string{"hd", "cdrom"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := scanDomainXML(marked)
+		if err != nil || s.Restore == nil || strings.Join(*s.Restore, ",") != "hd,cdrom" {
+			t.Fatalf("mark not found (%v): %+v\n%s", err, s, marked)
+		}
+		again, _ := withNextBootMark(marked, []string{"network"})
+		if s, _ := scanDomainXML(again); s == nil || strings.Join(*s.Restore, ",") != "network" || strings.Count(again, "<govbmc:next-boot ") != 1 {
+			t.Fatalf("re-marking did not replace the mark:\n%s", again)
+		}
+		clean, err := withoutNextBootMark(marked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if interTagSpace.ReplaceAllString(clean, "><") != interTagSpace.ReplaceAllString(doc, "><") {
+			t.Errorf("unmarking did not give the document back:\n%s\n---\n%s", doc, clean)
+		}
+	}
+}

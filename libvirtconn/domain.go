@@ -23,6 +23,9 @@ type Domain struct {
 
 	closeOnce sync.Once
 	console   *console
+	// loaded is set once a pending override marked in the definition (by a
+	// previous vbmcd) has been looked for.
+	loaded bool
 
 	// mu serialises this machine's state changes and its boot bookkeeping.
 	mu sync.Mutex
@@ -39,8 +42,9 @@ type Domain struct {
 }
 
 type oneShot struct {
-	saved string // the inactive XML before the override
-	setID int32  // the domain ID when it was set (-1 when off)
+	saved   string   // the inactive XML before the override ("" after a vbmcd restart)
+	restore []string // its <os><boot> devices, also recorded in the definition's metadata
+	setID   int32    // the domain ID when it was set (-1 when off)
 }
 
 var _ bmc.Machine = (*Domain)(nil)
@@ -149,6 +153,9 @@ func (d *Domain) PowerState(ctx context.Context) (bmc.PowerState, error) {
 			return nil
 		}
 		defer d.mu.Unlock()
+		if err := d.loadLocked(lv, dom); err != nil {
+			return err
+		}
 		if on && d.oneShot != nil && dom.ID != d.oneShot.setID {
 			return d.consumeLocked(lv, dom)
 		}
@@ -178,6 +185,9 @@ func (d *Domain) PowerOn(ctx context.Context) error {
 func (d *Domain) startLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 	on, err := domainOn(lv, dom)
 	if err != nil || on {
+		return err
+	}
+	if err := d.loadLocked(lv, dom); err != nil {
 		return err
 	}
 	if err := lv.DomainCreate(dom); err != nil {
@@ -305,6 +315,28 @@ func inactiveXML(lv *libvirt.Libvirt, dom libvirt.Domain) (string, error) {
 	return lv.DomainGetXMLDesc(dom, libvirt.DomainXMLInactive|libvirt.DomainXMLSecure)
 }
 
+// loadLocked picks up a next-boot override a previous vbmcd marked in the
+// domain's definition, once. d.mu must be held.
+func (d *Domain) loadLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	if d.loaded {
+		return nil
+	}
+	doc, err := inactiveXML(lv, dom)
+	if err != nil {
+		return err
+	}
+	s, err := scanDomainXML(doc)
+	if err != nil {
+		return err
+	}
+	if s.Restore != nil && d.oneShot == nil {
+		d.oneShot = &oneShot{restore: *s.Restore, setID: dom.ID}
+		d.pendingOverride.Store(true)
+	}
+	d.loaded = true
+	return nil
+}
+
 // BootOverride reads the boot device from the inactive definition, so the
 // answer is right while the domain runs. The EFI bit is the domain's real
 // firmware.
@@ -323,9 +355,8 @@ func (d *Domain) BootOverride(ctx context.Context) (bmc.BootOverride, error) {
 		if len(s.Devices) > 0 {
 			o.Device = bootDevOf[s.Devices[0]]
 		}
-		d.mu.Lock()
-		o.Persistent = o.Device != bmc.BootNone && d.oneShot == nil
-		d.mu.Unlock()
+		// A marked override is pending, whoever set it.
+		o.Persistent = o.Device != bmc.BootNone && s.Restore == nil
 		return nil
 	})
 	return o, err
@@ -349,6 +380,9 @@ func (d *Domain) SetBootOverride(ctx context.Context, o bmc.BootOverride) error 
 			}
 			return nil
 		}
+		if err := d.loadLocked(lv, dom); err != nil {
+			return err
+		}
 		cur, err := inactiveXML(lv, dom)
 		if err != nil {
 			return err
@@ -357,17 +391,32 @@ func (d *Domain) SetBootOverride(ctx context.Context, o bmc.BootOverride) error 
 		if err != nil {
 			return err
 		}
+		pending := d.oneShot
+		switch {
+		case o.Persistent:
+			pending = nil
+		case pending == nil:
+			s, err := scanDomainXML(cur)
+			if err != nil {
+				return err
+			}
+			pending = &oneShot{saved: cur, restore: s.Devices, setID: dom.ID}
+		default:
+			// Keep what the first override replaced; only the run changes.
+			pending = &oneShot{saved: pending.saved, restore: pending.restore, setID: dom.ID}
+		}
+		if pending != nil {
+			next, err = withNextBootMark(next, pending.restore)
+		} else {
+			next, err = withoutNextBootMark(next)
+		}
+		if err != nil {
+			return err
+		}
 		if _, err := lv.DomainDefineXML(next); err != nil {
 			return err
 		}
-		switch {
-		case o.Persistent:
-			d.oneShot = nil
-		case d.oneShot == nil:
-			d.oneShot = &oneShot{saved: cur, setID: dom.ID}
-		default:
-			d.oneShot.setID = dom.ID // keep the original definition to restore
-		}
+		d.oneShot = pending
 		d.pendingOverride.Store(d.oneShot != nil)
 		d.dirtyID = dom.ID
 		d.log.Info("boot device written", "dev", dev, "persistent", o.Persistent)
@@ -385,18 +434,17 @@ func (d *Domain) consumeLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 	if err != nil {
 		return err
 	}
-	a, errA := withoutBoot(cur)
-	b, errB := withoutBoot(saved)
 	restore := saved
-	if errA != nil || errB != nil || a != b {
-		s, err := scanDomainXML(saved)
+	if same, _ := sameApartFromBoot(cur, saved); !same {
+		if restore, err = withBootDevices(cur, d.oneShot.restore); err == nil {
+			restore, err = withoutNextBootMark(restore)
+		}
 		if err != nil {
 			return err
 		}
-		if restore, err = withBootDevices(cur, s.Devices); err != nil {
-			return err
+		if saved != "" {
+			d.log.Warn("domain definition changed since the next-boot override; restoring only its <os><boot> list")
 		}
-		d.log.Warn("domain definition changed since the next-boot override; restoring only its <os><boot> list")
 	}
 	if _, err := lv.DomainDefineXML(restore); err != nil {
 		return err
@@ -413,6 +461,20 @@ func (d *Domain) Health() error {
 		return fmt.Errorf("libvirt %s: %w", d.conn.URI().Raw, err)
 	}
 	return nil
+}
+
+// sameApartFromBoot reports whether two definitions differ only in their
+// boot configuration (false when b is unknown).
+func sameApartFromBoot(a, b string) (bool, error) {
+	if b == "" {
+		return false, nil
+	}
+	x, err := withoutBoot(a)
+	if err != nil {
+		return false, err
+	}
+	y, err := withoutBoot(b)
+	return err == nil && x == y, err
 }
 
 // UUID returns the domain's UUID.

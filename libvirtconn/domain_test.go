@@ -479,3 +479,35 @@ func TestPowerStateFromLifecycleEvents(t *testing.T) {
 		return s == bmc.PowerOff
 	})
 }
+
+// TestNextBootOverrideSurvivesRestart: a next-boot override set by one
+// vbmcd is still one-shot for the next one (the definition carries it).
+func TestNextBootOverrideSurvivesRestart(t *testing.T) {
+	_, c := testConn(t)
+	doc := strings.Replace(testDomainXML, "<type arch='x86_64'>hvm</type>", "<type arch='x86_64'>hvm</type><boot dev='hd'/>", 1)
+	doc = strings.ReplaceAll(doc, "<boot order='1'/>", "")
+	doc = strings.ReplaceAll(doc, "<boot order='2'/>", "")
+	name := defineDomain(t, c, doc)
+	ctx := testCtx(t)
+	if err := NewDomain(c, name, nil).SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootPXE}); err != nil {
+		t.Fatal(err)
+	}
+	// A new vbmcd: a new Domain with nothing in memory.
+	d := NewDomain(c, name, nil)
+	if o, err := d.BootOverride(ctx); err != nil || o != (bmc.BootOverride{Device: bmc.BootPXE}) {
+		t.Fatalf("after the restart the override reads %+v (%v), want PXE for the next boot only", o, err)
+	}
+	if err := d.PowerOn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if live := domainXML(t, c, name, 0); !strings.Contains(live, "<boot dev='network'/>") {
+		t.Errorf("the domain did not boot with the override:\n%s", live)
+	}
+	after := domainXML(t, c, name, libvirt.DomainXMLInactive)
+	if !strings.Contains(after, "<boot dev='hd'/>") || strings.Contains(after, "network") || strings.Contains(after, "next-boot") {
+		t.Errorf("definition after the boot:\n%s", after)
+	}
+	if o, _ := d.BootOverride(ctx); o != (bmc.BootOverride{Device: bmc.BootDisk, Persistent: true}) {
+		t.Errorf("after the boot: %+v", o)
+	}
+}
