@@ -569,3 +569,48 @@ func TestUnreadableConfigFile(t *testing.T) {
 		t.Error("the damaged file was changed")
 	}
 }
+
+// TestSecretsNeverLogged runs a full session of management and IPMI traffic
+// with debug logging and greps everything vbmcd and vbmc printed for the
+// passwords used.
+func TestSecretsNeverLogged(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	e := newEnv(t)
+	e.startDaemon("--log-level", "debug")
+	secrets := []string{"Pw-admin-7f3a", "Pw-oper-91c2", "Pw-sasl-55d0"}
+	port := freePort(t)
+	var printed strings.Builder
+	run := func(args ...string) {
+		out, errOut, _ := e.run("vbmc", args...)
+		printed.WriteString(out + errOut)
+	}
+	run("add", "sec", "--backend", "sim", "--address", "127.0.0.1", "--port", fmt.Sprint(port),
+		"--username", "admin", "--password", secrets[0], "--user", "ops:"+secrets[1]+":operator")
+	run("add", "sasl", "--libvirt-uri", "qemu+tcp://127.0.0.1/system", "--libvirt-sasl-username", "u", "--libvirt-sasl-password", secrets[2], "--port", fmt.Sprint(freePort(t)))
+	run("add", "bad", "--backend", "sim", "--user", "x:"+secrets[1]+":root")
+	run("start", "sec")
+	run("list")
+	run("show", "sec")
+	run("show", "sec", "-f", "json")
+	for _, pw := range []string{secrets[0], "wrong-password"} {
+		out, _ := testtool.Run(t, 30*time.Second, "ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "admin", "-P", pw, "power", "status")
+		printed.WriteString(out)
+	}
+	_, _ = testtool.Run(t, 30*time.Second, "ipmitool", "-I", "lan", "-H", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "admin", "-P", secrets[0], "chassis", "bootdev", "pxe")
+	run("stop", "sec")
+	log, err := os.ReadFile(filepath.Join(e.dir, "vbmcd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "level=DEBUG") {
+		t.Fatal("the daemon did not log at debug level: the test would prove nothing")
+	}
+	for _, s := range secrets {
+		if strings.Contains(string(log), s) {
+			t.Errorf("vbmcd.log contains the secret %q", s)
+		}
+		if strings.Contains(printed.String(), s) {
+			t.Errorf("vbmc or ipmitool output contains the secret %q", s)
+		}
+	}
+}
