@@ -282,11 +282,19 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 
+	// A USER may not change the boot device either (Operator, Appendix G).
+	out, _ := n.ipmitool("-I", "lanplus", "-L", "USER", "-U", viewer.Name, "-P", viewer.Password, "chassis", "bootdev", "pxe")
+	mustContain(t, out, "Insufficient privilege level")
+	if n.override().Active() {
+		t.Fatal("a USER account set the boot device")
+	}
+
 	// What each lesser account may do.
 	out, err := n.ipmitool("-I", "lanplus", "-L", "USER", "-U", viewer.Name, "-P", viewer.Password, "power", "status")
 	if err != nil {
 		t.Fatalf("USER power status: %v\n%s", err, out)
 	}
+	mustContain(t, n.lanplus("-L", "OPERATOR", "-U", operator.Name, "-P", operator.Password, "chassis", "bootdev", "pxe"), "Set Boot Device to pxe")
 	mustContain(t, out, "Chassis Power is on")
 	out, err = n.ipmitool("-I", "lanplus", "-L", "OPERATOR", "-U", operator.Name, "-P", operator.Password, "power", "off")
 	if err != nil || n.power() != bmc.PowerOff {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 
+	gobmc "github.com/bougou/go-ipmi/pkg/bmc"
 	"github.com/bougou/go-ipmi/pkg/handlers"
 	"github.com/bougou/go-ipmi/pkg/types"
 )
@@ -53,4 +54,24 @@ func commandName(hctx *handlers.HandlerContext) string {
 		return c.Name
 	}
 	return fmt.Sprintf("netfn=0x%02x cmd=0x%02x", uint8(c.NetFn), c.ID)
+}
+
+// requireOperator wraps a handler that IPMI 2.0 Appendix G reserves for
+// OPERATOR and above (Set System Boot Options, Chassis Identify), which
+// go-ipmi lets any USER run.
+func requireOperator(next handlers.Handler) handlers.HandlerFunc {
+	return func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
+		var priv gobmc.PrivilegeLevel
+		switch {
+		case hctx == nil:
+		case hctx.Session != nil:
+			priv = hctx.Session.PrivilegeLevel
+		case hctx.V15Session != nil:
+			priv = hctx.V15Session.PrivilegeLevel
+		}
+		if priv < gobmc.PrivilegeLevelOperator {
+			return nil, types.CodeInsufficientPrivilege, nil
+		}
+		return next.Handle(ctx, hctx, req)
+	}
 }
