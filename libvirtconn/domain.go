@@ -96,6 +96,16 @@ func (d *Domain) do(ctx context.Context, op string, fn func(lv *libvirt.Libvirt,
 	return err
 }
 
+// exclusive is do holding the machine lock: state changes and boot
+// bookkeeping of one machine never interleave.
+func (d *Domain) exclusive(ctx context.Context, op string, fn func(lv *libvirt.Libvirt, dom libvirt.Domain) error) error {
+	return d.do(ctx, op, func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return fn(lv, dom)
+	})
+}
+
 func (d *Domain) lookup(lv *libvirt.Libvirt) (libvirt.Domain, error) {
 	if u, err := bmc.ParseUUID(d.ref); err == nil {
 		return lv.DomainLookupByUUID(libvirt.UUID(u))
@@ -173,9 +183,7 @@ func powerOf(on bool) bmc.PowerState {
 
 // PowerOn starts the domain (nothing when it runs).
 func (d *Domain) PowerOn(ctx context.Context) error {
-	return d.do(ctx, "power on", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		d.mu.Lock()
-		defer d.mu.Unlock()
+	return d.exclusive(ctx, "power on", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return d.startLocked(lv, dom)
 	})
 }
@@ -207,9 +215,7 @@ func (d *Domain) startLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 
 // PowerOff destroys (hard powers off) the domain (nothing when it is off).
 func (d *Domain) PowerOff(ctx context.Context) error {
-	return d.do(ctx, "power off", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		d.mu.Lock()
-		defer d.mu.Unlock()
+	return d.exclusive(ctx, "power off", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return stopDomain(lv, dom)
 	})
 }
@@ -243,9 +249,7 @@ func (d *Domain) SoftOff(ctx context.Context) error {
 // during this run, the domain is restarted instead, so the new boot device
 // applies (a libvirt reset keeps the running configuration).
 func (d *Domain) Reset(ctx context.Context) error {
-	return d.do(ctx, "hard reset", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		d.mu.Lock()
-		defer d.mu.Unlock()
+	return d.exclusive(ctx, "hard reset", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		on, err := domainOn(lv, dom)
 		if err != nil {
 			return err
@@ -262,9 +266,7 @@ func (d *Domain) Reset(ctx context.Context) error {
 
 // PowerCycle turns the domain off (when on) and on again.
 func (d *Domain) PowerCycle(ctx context.Context) error {
-	return d.do(ctx, "power cycle", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		d.mu.Lock()
-		defer d.mu.Unlock()
+	return d.exclusive(ctx, "power cycle", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return d.restartLocked(lv, dom)
 	})
 }
@@ -370,9 +372,7 @@ func (d *Domain) SetBootOverride(ctx context.Context, o bmc.BootOverride) error 
 	if o.Device != bmc.BootNone && !ok {
 		return fmt.Errorf("libvirt cannot force boot device %s: %w", o.Device, bmc.ErrInvalidArgument)
 	}
-	return d.do(ctx, "set boot device", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		d.mu.Lock()
-		defer d.mu.Unlock()
+	return d.exclusive(ctx, "set boot device", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		if o.Device == bmc.BootNone {
 			// "No override": drop a pending next-boot override.
 			if d.oneShot != nil {
