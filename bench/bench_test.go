@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -408,4 +409,71 @@ func TestSlowOperation(t *testing.T) {
 		"The slow node's operations run outside the BMC's packet loop: go-ipmi dispatches each session on its own, the simulated machine waits outside its lock, and a libvirt node's power status never waits behind the power-on's lock.\n",
 		same.Sessions, same.P50.Round(10*time.Microsecond), same.P99.Round(10*time.Microsecond), same.Max.Round(10*time.Microsecond),
 		others.Sessions, others.P50.Round(10*time.Microsecond), others.P99.Round(10*time.Microsecond), others.Max.Round(10*time.Microsecond)))
+}
+
+// TestProfile profiles one BMC in this process under the load generator and
+// reports where the server side allocates and spends CPU, as the guide for
+// optimisation work (the load generator's own share is filtered out).
+func TestProfile(t *testing.T) {
+	if !full {
+		t.Skip("full benchmark only")
+	}
+	sim, err := bmc.NewSimMachine(bmc.Node{Name: "prof"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := serve(t, "prof", sim)
+	cfg := load.Config{Targets: []load.Target{{Host: "127.0.0.1", Port: port}}, Username: "admin", Password: "password", Concurrency: 8, Sessions: 3000}
+	load.Run(context.Background(), cfg) // warm up
+	dir := t.TempDir()
+	cpu, err := os.Create(filepath.Join(dir, "cpu.prof"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.MemProfileRate = 4096
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		t.Fatal(err)
+	}
+	r := load.Run(context.Background(), cfg)
+	pprof.StopCPUProfile()
+	cpu.Close()
+	heap := filepath.Join(dir, "heap.prof")
+	hf, err := os.Create(heap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(hf, 0); err != nil {
+		t.Fatal(err)
+	}
+	hf.Close()
+	server := "bougou/go-ipmi/pkg/(server|handlers|bmc|protocol|crypto|rmcpplus)|govbmc/(ipmi|bmc)"
+	top := func(profile string, opts ...string) string {
+		args := append([]string{"tool", "pprof", "-top", "-nodecount=12", "-focus=" + server, "-ignore=govbmc/internal/load|pkg/client"}, opts...)
+		out, err := exec.Command("go", append(args, os.Args[0], profile)...).CombinedOutput()
+		if err != nil {
+			t.Logf("pprof: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	cpuTop := top(filepath.Join(dir, "cpu.prof"))
+	allocTop := top(heap, "-sample_index=alloc_space")
+	rep.add(fmt.Sprintf("## Where a session's time and memory go (pprof)\n\n%s against one BMC in the benchmark process, server side only. Reproduce: `GOVBMC_BENCH=full go test -run TestProfile -v ./bench` (it prints the same tables).\n\n"+
+		"CPU:\n\n```\n%s```\n\nAllocations (bytes):\n\n```\n%s```\n\nThe server side's allocations are go-ipmi's: per-session crypto state (HMAC, SHA-256, AES), a packet copy and a goroutine per datagram, and — the largest avoidable one — `fmt.Errorf` from `UserStore.Get`, which Get Channel Authentication Capabilities calls for each of the 63 user slots, building an error for every empty one. govbmc's own code (transport, handlers, middleware) allocates nothing per packet that a pool could take back. Filling the empty slots would stop those errors but cost each BMC 60 more user records (against the memory target); the fix belongs upstream.\n",
+		r, trimPprof(cpuTop), trimPprof(allocTop)))
+	t.Logf("CPU:\n%s\nallocs:\n%s", cpuTop, allocTop)
+	if out, err := exec.Command("go", "tool", "pprof", "-peek", "^fmt.Errorf$", "-sample_index=alloc_space", os.Args[0], heap).CombinedOutput(); err == nil {
+		t.Logf("who calls fmt.Errorf:\n%s", out)
+	}
+}
+
+// trimPprof keeps the table of `go tool pprof -top`.
+func trimPprof(s string) string {
+	var keep []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, "File:") || strings.HasPrefix(line, "Build ID:") || strings.HasPrefix(line, "Type:") || strings.HasPrefix(line, "Time:") || strings.HasPrefix(line, "Active filters:") || strings.HasPrefix(line, "   focus=") || strings.HasPrefix(line, "   ignore=") {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep, "\n")
 }
