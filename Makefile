@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/govbmc/govbmc/internal/version.Version=$(VERSION)
 BIN      := bin
 
-.PHONY: all build run test test-deps vet fmt clean bench fuzz
+.PHONY: all build run test test-deps vet fmt clean bench fuzz soak
 
 all: build
 
@@ -28,6 +28,11 @@ test: test-deps vet
 ## bench: the full benchmarks (fleet scale, session rate, libvirt latency, slow operation); writes docs/BENCHMARKS.md
 bench: build test-deps
 	GOVBMC_BENCH=full $(GO) test -count=1 -v -timeout 30m ./bench
+
+## soak: 200 BMCs under full-session traffic for SOAKTIME with libvirtd restarted every minute
+SOAKTIME ?= 10m
+soak: test-deps
+	GOVBMC_SOAK=$(SOAKTIME) $(GO) test -count=1 -v -timeout 30m -run TestSoak ./soak
 
 ## fuzz: run every fuzz target for FUZZTIME each (the seeds also run in `make test`)
 FUZZTIME ?= 60s

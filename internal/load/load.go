@@ -73,6 +73,9 @@ type Config struct {
 	Sessions    int              // sessions in all (0: one per target)
 	Duration    time.Duration    // stop starting sessions after this (0: no limit)
 	Timeout     time.Duration    // per-request timeout (default 2 s, ipmitool's)
+	// OnSession, when set, hears of every session: its target, when it
+	// started and how it ended (soak tests sort errors by time and node).
+	OnSession func(t Target, start time.Time, err error)
 }
 
 // Result is what a run measured.
@@ -138,8 +141,15 @@ func Run(ctx context.Context, cfg Config) Result {
 					return
 				}
 				t0 := time.Now()
-				err := session(ctx, cfg, cfg.Targets[i%len(cfg.Targets)])
+				target := cfg.Targets[i%len(cfg.Targets)]
+				err := session(ctx, cfg, target)
 				d := time.Since(t0)
+				if err != nil && cutShort(ctx) {
+					return // cut short by the end of the run: not a result
+				}
+				if cfg.OnSession != nil {
+					cfg.OnSession(target, t0, err)
+				}
 				mu.Lock()
 				if err != nil {
 					errs++
@@ -164,6 +174,16 @@ func Run(ctx context.Context, cfg Config) Result {
 		r.PerSecond = float64(len(latencies)) / elapsed.Seconds()
 	}
 	return r
+}
+
+// cutShort reports whether the run's context has ended, or all but: a
+// client deadline tied to it fires a moment before ctx reports Done.
+func cutShort(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < 50*time.Millisecond
 }
 
 func session(ctx context.Context, cfg Config, t Target) error {
