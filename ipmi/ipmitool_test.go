@@ -1,14 +1,17 @@
 package ipmi_test
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bougou/go-ipmi/pkg/client"
 	"github.com/bougou/go-ipmi/pkg/types"
 	"github.com/govbmc/govbmc/bmc"
+	"github.com/govbmc/govbmc/ipmi"
 )
 
 // interfaces are the ways ipmitool reaches a BMC that the suite covers.
@@ -374,4 +377,44 @@ func TestRetransmittedControlRunsOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFailedLoginsAreThrottled: after repeated failed logins from one
+// address, new logins from it are refused for a while; a session already
+// open is not affected, and logins work again after the block.
+func TestFailedLoginsAreThrottled(t *testing.T) {
+	n := startNodeWith(t, ipmi.Options{AuthFailureLimit: 3, AuthBlock: 5 * time.Second})
+	open, err := n.connect(admin, client.InterfaceLanplus, types.PrivilegeLevelAdministrator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := [][]string{
+		{"-I", "lanplus", "-U", "nobody", "-P", "x"},
+		{"-I", "lan", "-U", "admin", "-P", "wrong"},
+		{"-I", "lanplus", "-U", "nobody", "-P", "y"},
+	}
+	for _, args := range fail {
+		if out, err := n.ipmitool(append(append([]string{"-R", "1", "-N", "1"}, args...), "power", "status")...); err == nil {
+			t.Fatalf("a bad login succeeded:\n%s", out)
+		}
+	}
+	// An RMCP+ client with a wrong password or user gives up after RAKP 2:
+	// that counts once the handshake has been left for 3 s.
+	time.Sleep(3200 * time.Millisecond)
+	start := time.Now()
+	c, err := client.NewClient("127.0.0.1", atoi(n.port), admin.Name, admin.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = c.WithInterface(client.InterfaceLanplus).WithCipherSuiteID(types.CipherSuiteID17).WithTimeout(500 * time.Millisecond).WithRetry(0)
+	if err := c.Connect(context.Background()); err == nil {
+		c.Close(context.Background())
+		t.Fatal("a login from the throttled address went through")
+	}
+	if _, err := open.GetChassisStatus(context.Background()); err != nil {
+		t.Fatalf("the session opened before the block suffered: %v", err)
+	}
+	mustContain(t, n.logs.String(), "logins from this address keep failing")
+	time.Sleep(time.Until(start.Add(5500 * time.Millisecond)))
+	mustContain(t, n.lanplus("power", "status"), "Chassis Power is off")
 }

@@ -41,6 +41,10 @@ type Options struct {
 	// SessionTimeout ends an RMCP+ session idle this long (and frees the
 	// SOL console it held); zero means the IPMI default of 60 s.
 	SessionTimeout time.Duration
+	// AuthFailureLimit failed logins from one address within a minute block
+	// its new logins for AuthBlock; zero means the defaults (10, 1 min).
+	AuthFailureLimit int
+	AuthBlock        time.Duration
 }
 
 // Server is one node's BMC: a UDP listener speaking IPMI 1.5 and 2.0 in
@@ -107,7 +111,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	}
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
-	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log}, server.WithHandlerRegistry(reg))
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(reg))
 	return &Server{node: node, conn: udp, srv: srv, log: log}, nil
 }
 
@@ -134,6 +138,20 @@ func (s *Server) Close() error {
 		return fmt.Errorf("node %q: close: %w", s.node.Name, err)
 	}
 	return nil
+}
+
+func authLimit(o Options) int {
+	if o.AuthFailureLimit > 0 {
+		return o.AuthFailureLimit
+	}
+	return DefaultAuthFailureLimit
+}
+
+func authBlock(o Options) time.Duration {
+	if o.AuthBlock > 0 {
+		return o.AuthBlock
+	}
+	return DefaultAuthBlock
 }
 
 func deviceInfo(node bmc.Node) gobmc.DeviceInfo {

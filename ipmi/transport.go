@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"net"
+	"time"
 
 	gobmc "github.com/bougou/go-ipmi/pkg/bmc"
 	"github.com/bougou/go-ipmi/pkg/handlers"
@@ -24,8 +25,9 @@ import (
 // code. ipmitool accepts both forms.
 type conn struct {
 	*net.UDPConn
-	state *gobmc.BMC
-	log   *slog.Logger
+	state    *gobmc.BMC
+	log      *slog.Logger
+	throttle *authThrottle
 }
 
 // IPMI 1.5 LAN packet layout (IPMI 2.0 §13.6): RMCP header, then the session
@@ -52,16 +54,54 @@ const (
 //   - RAKP Message 1 whose user name length overruns the payload: go-ipmi
 //     checks 28+length in 8-bit arithmetic, which wraps, then slices out
 //     of range (found by FuzzDatagram).
+//
+// Logins from an address the throttle blocks are dropped here too.
 func (c *conn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.UDPConn.ReadFrom(p)
-		if err != nil || !crashesGoIPMI(p[:n]) {
+		if err != nil {
 			return n, addr, err
 		}
-		if c.log != nil {
+		switch {
+		case crashesGoIPMI(p[:n]):
 			c.log.Debug("dropped a malformed datagram", "from", addr.String(), "bytes", n)
+		case c.throttle != nil && loginStart(p[:n]) && c.refused(addr):
+			c.log.Debug("dropped a login from a throttled address", "from", addr.String())
+		default:
+			if c.throttle != nil && payloadType(p[:n]) == uint8(types.PayloadTypeRAKPMessage3) {
+				c.throttle.completed(addr.String())
+			}
+			return n, addr, nil
 		}
 	}
+}
+
+// blockedNow logs an address the throttle has just blocked.
+func (c *conn) blockedNow(blocked bool, addr net.Addr) {
+	if blocked {
+		c.logBlocked(sourceIP(addr))
+	}
+}
+
+func (c *conn) logBlocked(ip string) {
+	c.log.Warn("logins from this address keep failing; new sessions refused for a while", "from", ip, "block", c.throttle.block)
+}
+
+// refused reports a login the throttle does not let in.
+func (c *conn) refused(addr net.Addr) bool {
+	blocked, newly := c.throttle.isBlocked(sourceIP(addr), time.Now())
+	for _, ip := range newly {
+		c.logBlocked(ip)
+	}
+	return blocked
+}
+
+// payloadType is the RMCP+ payload type of a datagram, or 0xFF.
+func payloadType(pkt []byte) uint8 {
+	if len(pkt) < 6 || pkt[3]&0x1F != 0x07 || pkt[v15AuthTypeOff] != authTypeRMCPP {
+		return 0xFF
+	}
+	return pkt[v15AuthTypeOff+1] & 0x3F
 }
 
 // crashesGoIPMI reports a datagram that go-ipmi's parsers panic on.
@@ -85,6 +125,15 @@ const rakp1UsernameOff = 28
 
 func (c *conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	c.fixActivateSession(p)
+	if c.throttle != nil {
+		now := time.Now()
+		switch {
+		case loginFailed(p):
+			c.blockedNow(c.throttle.failed(sourceIP(addr), now), addr)
+		case payloadType(p) == uint8(types.PayloadTypeRAKPMessage2):
+			c.throttle.started(addr.String(), sourceIP(addr), now)
+		}
+	}
 	return c.UDPConn.WriteTo(p, addr)
 }
 
