@@ -76,22 +76,8 @@ type Conn struct {
 	Calls atomic.Int64
 }
 
-// supported refuses what this release cannot connect with.
-func supported(u *URI, creds Credentials) error {
-	if creds.SASLUsername != "" {
-		return fmt.Errorf("libvirt URI %q: SASL authentication is not supported yet", u.Raw)
-	}
-	switch u.Transport {
-	case TransportUnix, TransportSSH, TransportTCP:
-		return nil
-	}
-	return fmt.Errorf("libvirt URI %q: transport %s is not supported yet", u.Raw, u.Transport)
-}
-
 // CheckBackend validates a node's libvirt URI without connecting, so that a
-// fleet file with a bad URI is refused when it is read. (TLS and SASL
-// settings are accepted here; connecting with them is not supported yet and
-// puts the node in error with that reason.)
+// fleet file with a bad URI is refused when it is read.
 func CheckBackend(b bmc.Backend) error {
 	raw, err := EffectiveURI(b)
 	if err != nil {
@@ -103,9 +89,6 @@ func CheckBackend(b bmc.Backend) error {
 
 // newConn starts a connection maintained in the background.
 func newConn(u *URI, creds Credentials, log *slog.Logger, callTimeout time.Duration) (*Conn, error) {
-	if err := supported(u, creds); err != nil {
-		return nil, err
-	}
 	if callTimeout <= 0 {
 		callTimeout = DefaultCallTimeout
 	}
@@ -181,6 +164,8 @@ func (c *Conn) connect() (*libvirt.Libvirt, error) {
 	case TransportTCP:
 		var d net.Dialer
 		nc, err = d.DialContext(ctx, "tcp", c.uri.Addr())
+	case TransportTLS:
+		nc, err = dialTLS(ctx, c.uri)
 	case TransportSSH:
 		sshc, err = dialSSH(ctx, c.uri)
 		if err == nil {
@@ -197,6 +182,12 @@ func (c *Conn) connect() (*libvirt.Libvirt, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	c.Dials.Add(1)
+	if nc, err = c.authenticate(ctx, nc); err != nil {
+		if sshc != nil {
+			sshc.Close()
+		}
+		return nil, err
+	}
 	lv := libvirt.NewWithDialer(alreadyDialed{nc})
 	// ConnectToURI blocks on RPCs without a deadline: bound it here.
 	done := make(chan error, 1)
@@ -234,6 +225,21 @@ func (c *Conn) connect() (*libvirt.Libvirt, error) {
 		c.log.Warn("no lifecycle events from libvirt; power status will ask every time", "err", err)
 	}
 	return lv, nil
+}
+
+// authenticate runs libvirt's authentication phase on a fresh stream
+// (closing it when that fails) and returns the stream to hand to
+// go-libvirt.
+func (c *Conn) authenticate(ctx context.Context, nc net.Conn) (net.Conn, error) {
+	secured, err := authenticate(ctx, nc, c.uri, c.creds)
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, ErrAuth) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, c.uri.Raw, err)
+		}
+		return nil, fmt.Errorf("%w: %s: authenticate: %v", ErrUnavailable, c.uri.Raw, err)
+	}
+	return secured, nil
 }
 
 // bounded runs fn, giving up when ctx ends; abort then unblocks fn (by

@@ -287,8 +287,11 @@ func TestLibvirtExampleParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(nodes) != 4 {
+	if len(nodes) != 6 {
 		t.Fatalf("%d nodes", len(nodes))
+	}
+	if b := nodes[3].Backend; b.SASLUsername != "govbmc" || b.SASLPassword == "" {
+		t.Errorf("%s: SASL credentials not read: %+v", nodes[3].Name, b)
 	}
 	for _, n := range nodes {
 		if n.Backend.Type != "libvirt" || n.Backend.URI == "" || n.Backend.Domain == "" {
