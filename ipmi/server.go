@@ -82,7 +82,11 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 		sessionOpts = append(sessionOpts, gobmc.WithInactivityTimeout(opts.SessionTimeout))
 	}
 	state.Sessions = gobmc.NewSessionStoreWithOptions(state.Clock(), sessionOpts...)
-	state.Sessions.SetOnRemove(state.SOL.DeactivateBySession)
+	replay := newReplayGuard()
+	state.Sessions.SetOnRemove(func(id uint32) {
+		replay.forget(id)
+		state.SOL.DeactivateBySession(id)
+	})
 	state.SetCipherSuites(suites)
 	// A console stream that ends (a VM powered off, libvirtd restarted) is
 	// reopened while the SOL session lasts.
@@ -98,6 +102,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	reg := handlers.NewRegistry()
 	reg.Use(recoverMiddleware(log))
 	reg.Use(traceMiddleware(log))
+	reg.Use(replay.middleware)
 	handlers.RegisterAllHandlers(reg)
 	h.register(reg)
 
@@ -111,7 +116,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	}
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
-	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(reg))
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(reg))
 	return &Server{node: node, conn: udp, srv: srv, log: log}, nil
 }
 

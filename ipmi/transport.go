@@ -28,6 +28,7 @@ type conn struct {
 	state    *gobmc.BMC
 	log      *slog.Logger
 	throttle *authThrottle
+	replay   *replayGuard
 }
 
 // IPMI 1.5 LAN packet layout (IPMI 2.0 §13.6): RMCP header, then the session
@@ -55,7 +56,9 @@ const (
 //     checks 28+length in 8-bit arithmetic, which wraps, then slices out
 //     of range (found by FuzzDatagram).
 //
-// Logins from an address the throttle blocks are dropped here too.
+// Logins from an address the throttle blocks are dropped here too, and so
+// are RMCP+ requests whose sequence number their session has already
+// executed (replays, see replayGuard).
 func (c *conn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.UDPConn.ReadFrom(p)
@@ -67,6 +70,8 @@ func (c *conn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.log.Debug("dropped a malformed datagram", "from", addr.String(), "bytes", n)
 		case c.throttle != nil && loginStart(p[:n]) && c.refused(addr):
 			c.log.Debug("dropped a login from a throttled address", "from", addr.String())
+		case c.replay != nil && c.replay.dropDatagram(p[:n]):
+			c.log.Debug("dropped a replayed or stale request", "from", addr.String())
 		default:
 			if c.throttle != nil && payloadType(p[:n]) == uint8(types.PayloadTypeRAKPMessage3) {
 				c.throttle.completed(addr.String())
