@@ -18,6 +18,8 @@ declare -A need=(
   [pgrep]=procps
   [script]=bsdutils
   [ssh-agent]=openssh-client
+  [saslpasswd2]=sasl2-bin
+  [sasldblistusers2]=sasl2-bin
 )
 
 missing=()
@@ -26,6 +28,11 @@ for cmd in "${!need[@]}"; do
 done
 # iPXE ROMs for the virtio NIC a test VM PXE-boots from.
 [ -e /usr/lib/ipxe/qemu/efi-virtio.rom ] || [ -e /usr/share/qemu/efi-virtio.rom ] || missing+=(ipxe-qemu)
+# Cyrus SASL plugins the SASL libvirtd harness uses (DIGEST-MD5 over TCP,
+# SCRAM-SHA-256 over TLS, users in a sasldb).
+compgen -G '/usr/lib/*/sasl2/libdigestmd5.so*' >/dev/null || missing+=(libsasl2-modules)
+compgen -G '/usr/lib/*/sasl2/libscram.so*' >/dev/null || missing+=(libsasl2-modules)
+compgen -G '/usr/lib/*/sasl2/libsasldb.so*' >/dev/null || missing+=(libsasl2-modules-db)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
