@@ -55,10 +55,14 @@ var ErrAuth = errors.New("libvirt authentication failed")
 // layer. It gives up when ctx ends.
 func authenticate(ctx context.Context, nc net.Conn, u *URI, creds Credentials) (net.Conn, error) {
 	if dl, ok := ctx.Deadline(); ok {
-		if err := nc.SetDeadline(dl); err != nil {
-			return nil, fmt.Errorf("set deadline: %w", err)
+		if err := nc.SetDeadline(dl); err == nil {
+			defer nc.SetDeadline(time.Time{})
+		} else {
+			// An SSH channel (qemu+ssh) has no deadlines ("ssh: tcpChan:
+			// deadline not supported"): close the stream if ctx ends first.
+			stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
+			defer stop()
 		}
-		defer nc.SetDeadline(time.Time{})
 	}
 	r := &authRPC{nc: nc}
 	types, err := r.authList()

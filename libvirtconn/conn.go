@@ -179,7 +179,7 @@ func (c *Conn) connect() (*libvirt.Libvirt, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, c.uri.Raw, err)
 	}
 	c.Dials.Add(1)
 	if nc, err = c.authenticate(ctx, nc); err != nil {
