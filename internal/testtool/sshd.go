@@ -18,6 +18,8 @@ import (
 type Sshd struct {
 	t   testing.TB
 	dir string
+	bin string // the sshd program
+	cfg string // its configuration file
 	cmd *exec.Cmd
 	// Port is the port it listens on (127.0.0.1).
 	Port int
@@ -83,32 +85,82 @@ LogLevel VERBOSE
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s.cmd = exec.Command(sshd, "-D", "-e", "-f", cfgFile)
+	s.bin, s.cfg = sshd, cfgFile
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// start runs sshd with the test's configuration and waits for its port.
+func (s *Sshd) start() {
+	s.t.Helper()
+	s.cmd = exec.Command(s.bin, "-D", "-e", "-f", s.cfg)
 	s.cmd.Stderr = &s.log
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start sshd: %v", err)
+		s.t.Fatalf("start sshd: %v", err)
 	}
-	t.Cleanup(s.stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port), time.Second)
 		if err == nil {
 			c.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen: %v\n%s", err, s.Log())
+			s.t.Fatalf("sshd did not listen: %v\n%s", err, s.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return s
 }
 
 func (s *Sshd) stop() {
-	if s.cmd.Process != nil {
+	if s.cmd != nil && s.cmd.Process != nil && s.cmd.ProcessState == nil {
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		_ = s.cmd.Wait()
 	}
+}
+
+// Kill kills sshd with SIGKILL, together with every process it started
+// (the per-connection processes that carry open SSH sessions), the way a
+// crash or an OOM kill of the service takes it down: the listener is gone
+// and every tunnel through it drops.
+func (s *Sshd) Kill() {
+	s.t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
+		return
+	}
+	master := s.cmd.Process.Pid
+	// Stop the master first so that it starts nothing new, then its
+	// descendants, deepest first, then the master itself.
+	_ = syscall.Kill(master, syscall.SIGSTOP)
+	pids := descendants(master)
+	for i := len(pids) - 1; i >= 0; i-- {
+		_ = syscall.Kill(pids[i], syscall.SIGKILL)
+	}
+	_ = syscall.Kill(master, syscall.SIGKILL)
+	_ = s.cmd.Wait()
+}
+
+// Restart starts sshd again, on the same port with the same host key and
+// authorised keys, after Kill.
+func (s *Sshd) Restart() {
+	s.t.Helper()
+	s.stop()
+	s.start()
+}
+
+// descendants lists the processes below pid, parents before children.
+func descendants(pid int) []int {
+	var out []int
+	raw, _ := exec.Command("pgrep", "-P", fmt.Sprint(pid)).Output()
+	for _, f := range strings.Fields(string(raw)) {
+		var child int
+		if _, err := fmt.Sscan(f, &child); err == nil {
+			out = append(out, child)
+			out = append(out, descendants(child)...)
+		}
+	}
+	return out
 }
 
 // Log is what sshd has logged.
