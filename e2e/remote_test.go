@@ -202,25 +202,60 @@ func TestRemoteLoginFailures(t *testing.T) {
 	}
 }
 
-// TestRemoteLibvirtdRestart: the SASL connection over TCP comes back on its
-// own after libvirtd is killed and restarted, and logs in again.
-func TestRemoteLibvirtdRestart(t *testing.T) {
-	r := startRemote(t, "digest-md5", false)
-	c := getWith(t, pool(t), "test+tcp://"+r.TCPAddr+"/default", saslCreds)
-	n := serveDomain(t, c, "test")
-	mustContain(t, n.must("power", "status"), "Chassis Power is on")
-	r.Stop()
-	testtool.Eventually(t, 10*time.Second, "outage answered with 0xC0", func() bool {
-		out, err := n.ipmitool("-R", "1", "power", "status")
-		return err != nil && strings.Contains(out, "Node busy")
-	})
-	r.Start()
-	testtool.Eventually(t, 20*time.Second, "recovery", func() bool {
-		out, err := n.ipmitool("power", "status")
-		return err == nil && strings.Contains(out, "Chassis Power is on")
-	})
-	if c.Dials.Load() < 2 {
-		t.Fatal("no second login")
+// TestRemoteConnectionsPooledAndReconnected: over TCP with SASL and over
+// TLS with SASL, the BMCs of one hypervisor share one logged-in
+// connection, which comes back on its own (one new login) after libvirtd is
+// killed and restarted.
+func TestRemoteConnectionsPooledAndReconnected(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tls  bool
+		uri  func(r *testtool.RemoteLibvirtd) string
+	}{
+		{"tcp", false, func(r *testtool.RemoteLibvirtd) string { return "test+tcp://" + r.TCPAddr + "/default" }},
+		{"tls", true, func(r *testtool.RemoteLibvirtd) string {
+			return "test+tls://" + r.TLSAddr + "/default?pkipath=" + r.PKIDir
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mech := "digest-md5"
+			if tc.tls {
+				mech = "scram-sha-256"
+			}
+			r := startRemote(t, mech, tc.tls)
+			p := pool(t)
+			var nodes []*node
+			var c *libvirtconn.Conn
+			for range 4 {
+				got := getWith(t, p, tc.uri(r), saslCreds)
+				if c != nil && got != c {
+					t.Fatal("the pool handed out a second connection for the same hypervisor and credentials")
+				}
+				c = got
+				nodes = append(nodes, serveDomain(t, c, "test"))
+			}
+			for _, n := range nodes {
+				mustContain(t, n.must("power", "status"), "Chassis Power is on")
+			}
+			if d := c.Dials.Load(); d != 1 {
+				t.Fatalf("%d logins for %d BMCs, want 1", d, len(nodes))
+			}
+			r.Stop()
+			testtool.Eventually(t, 10*time.Second, "outage answered with 0xC0", func() bool {
+				out, err := nodes[0].ipmitool("-R", "1", "power", "status")
+				return err != nil && strings.Contains(out, "Node busy")
+			})
+			r.Start()
+			for _, n := range nodes {
+				testtool.Eventually(t, 20*time.Second, "recovery", func() bool {
+					out, err := n.ipmitool("power", "status")
+					return err == nil && strings.Contains(out, "Chassis Power is on")
+				})
+			}
+			if d := c.Dials.Load(); d != 2 {
+				t.Fatalf("%d logins after one restart, want 2", d)
+			}
+		})
 	}
 }
 

@@ -123,18 +123,13 @@ func StartRemoteLibvirtd(t testing.TB, o RemoteLibvirtdOptions) *RemoteLibvirtd 
 	// SASL: the daemon's app name is "libvirt", so Cyrus reads libvirt.conf
 	// from SASL_CONF_PATH (set in Start).
 	saslDir := filepath.Join(dir, "sasl")
-	db := filepath.Join(saslDir, "passwd.db")
+	db := r.sasldb()
 	saslConf := fmt.Sprintf("mech_list: %s\nsasldb_path: %s\n", o.MechList, db)
 	if err := os.WriteFile(filepath.Join(saslDir, "libvirt.conf"), []byte(saslConf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for user, pass := range o.Users {
-		cmd := exec.Command("saslpasswd2", "-f", db, "-a", "libvirt", "-c", "-p", user)
-		cmd.Env = append(os.Environ(), "SASL_CONF_PATH="+saslDir)
-		cmd.Stdin = strings.NewReader(pass)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("saslpasswd2 %s: %v: %s", user, err, out)
-		}
+		r.saslpasswd(t, user, pass)
 	}
 	if len(o.Users) > 0 {
 		out, err := exec.Command("sasldblistusers2", "-f", db).CombinedOutput()
@@ -255,6 +250,29 @@ func (r *RemoteLibvirtd) Stop() {
 	<-r.exited
 	r.cmd = nil
 	os.Remove(r.Socket)
+}
+
+// SetPassword sets (or creates) a SASL user's password in the daemon's
+// sasldb; the running daemon checks the next login against it.
+func (r *RemoteLibvirtd) SetPassword(t testing.TB, user, password string) {
+	t.Helper()
+	r.saslpasswd(t, user, password)
+	if out, err := exec.Command("chown", "nobody:nogroup", r.sasldb()).CombinedOutput(); err != nil {
+		t.Fatalf("chown sasldb: %v: %s", err, out)
+	}
+}
+
+func (r *RemoteLibvirtd) sasldb() string { return filepath.Join(r.dir, "sasl", "passwd.db") }
+
+// saslpasswd creates or changes a user in the daemon's sasldb.
+func (r *RemoteLibvirtd) saslpasswd(t testing.TB, user, password string) {
+	t.Helper()
+	cmd := exec.Command("saslpasswd2", "-f", r.sasldb(), "-a", "libvirt", "-c", "-p", user)
+	cmd.Env = append(os.Environ(), "SASL_CONF_PATH="+filepath.Join(r.dir, "sasl"))
+	cmd.Stdin = strings.NewReader(password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("saslpasswd2 %s: %v: %s", user, err, out)
+	}
 }
 
 // Log returns what libvirtd has logged so far (its log file).
