@@ -182,13 +182,15 @@ func (m *Manager) Delete(name string) error {
 	if err != nil {
 		return fmt.Errorf("delete %q: %w", name, err)
 	}
-	if err := m.release(mn); err != nil {
-		m.log.Warn("releasing the deleted node", "node", name, "err", err)
-	}
+	// The file goes first: when it cannot be removed (a read-only config
+	// directory), the node stays as it was, running or not.
 	if m.store != nil {
 		if err := m.store.Delete(name); err != nil {
 			return err
 		}
+	}
+	if err := m.release(mn); err != nil {
+		m.log.Warn("releasing the deleted node", "node", name, "err", err)
 	}
 	m.mu.Lock()
 	delete(m.nodes, name)
@@ -212,16 +214,25 @@ func (m *Manager) changeable(name string) (*managedNode, error) {
 }
 
 // setActive records whether a stored node should run after a restart.
+// The file is written first: when that fails (a full or read-only config
+// directory), nothing changes, in memory or on disk. m.opMu must be held.
 func (m *Manager) setActive(mn *managedNode, active bool) error {
 	m.mu.Lock()
 	changed := mn.active != active
-	mn.active = active
 	n, readOnly := mn.node, mn.readOnly
 	m.mu.Unlock()
-	if !changed || readOnly || m.store == nil {
+	if !changed {
 		return nil
 	}
-	return m.store.Save(StoredNode{Node: n, Active: active})
+	if !readOnly && m.store != nil {
+		if err := m.store.Save(StoredNode{Node: n, Active: active}); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	mn.active = active
+	m.mu.Unlock()
+	return nil
 }
 
 // Start brings a node up: its machine, then its listener. Starting a running
