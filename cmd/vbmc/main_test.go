@@ -412,9 +412,11 @@ func TestRestartRestoresBMCs(t *testing.T) {
 	}
 }
 
-// TestKill9DuringAdds kills vbmcd while adds pour in: every file written
-// must be readable and the restarted daemon must serve every BMC it lists.
-func TestKill9DuringAdds(t *testing.T) {
+// TestKill9DuringConfigChanges kills vbmcd with SIGKILL while adds, starts,
+// stops and deletes pour in: every file left must be readable, and the
+// restarted daemon must list every file and run exactly the BMCs whose
+// file says started, each answering on its port.
+func TestKill9DuringConfigChanges(t *testing.T) {
 	e := newEnv(t)
 	e.startDaemon()
 	countFiles := func() int {
@@ -438,6 +440,12 @@ func TestKill9DuringAdds(t *testing.T) {
 					return // the daemon is gone
 				}
 				e.run("vbmc", "start", name)
+				switch i % 5 { // a mix of every kind of change
+				case 1:
+					e.run("vbmc", "stop", name)
+				case 3:
+					e.run("vbmc", "delete", name)
+				}
 			}
 		}(w)
 	}
@@ -446,16 +454,20 @@ func TestKill9DuringAdds(t *testing.T) {
 	wg.Wait()
 
 	files := countFiles()
+	active := map[string]bool{}
 	entries, _ := os.ReadDir(e.dir)
 	for _, en := range entries {
 		if !strings.HasSuffix(en.Name(), ".json") {
 			continue
 		}
 		raw, err := os.ReadFile(filepath.Join(e.dir, en.Name()))
-		var v map[string]any
+		var v struct {
+			Active bool `json:"active"`
+		}
 		if err != nil || json.Unmarshal(raw, &v) != nil {
 			t.Errorf("%s unreadable after kill -9: %v\n%s", en.Name(), err, raw)
 		}
+		active[strings.TrimSuffix(en.Name(), ".json")] = v.Active
 	}
 	e.startDaemon()
 	l := e.listed()
@@ -464,6 +476,9 @@ func TestKill9DuringAdds(t *testing.T) {
 	}
 	running := 0
 	for name, b := range l {
+		if want := active[name]; (b["Status"] == "running") != want {
+			t.Errorf("%s: status %v after the restart, but its file says active=%v", name, b["Status"], want)
+		}
 		if b["Status"] == "running" {
 			running++
 			if out, err := ipmitool(t, int(b["Port"].(float64)), "power", "status"); err != nil {
