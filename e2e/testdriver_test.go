@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/digitalocean/go-libvirt"
 	"github.com/govbmc/govbmc/internal/testtool"
@@ -91,6 +92,54 @@ func TestMissingDomainIsRetryable(t *testing.T) {
 	mustContain(t, n.logs.String(), "node="+n.name, name, "Domain not found")
 	define(t, c, name, testDomain)
 	mustContain(t, n.must("power", "status"), "Chassis Power is off")
+}
+
+// TestDomainUndefinedAndRedefined: a running domain is destroyed and
+// undefined under its BMC: power and boot commands answer 0xC0 and the log
+// names the cause; once a domain of that name is defined again (a new UUID,
+// another boot device), the same BMC drives the new definition, with no
+// trace of the old one's state.
+func TestDomainUndefinedAndRedefined(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	c := get(t, pool(t), "test:///default")
+	name := domainName(t, "")
+	define(t, c, name, testDomain)
+	n := serveDomain(t, c, name)
+	mustContain(t, n.must("power", "on"), "Up/On")
+	mustContain(t, n.must("power", "status"), "Chassis Power is on")
+
+	err := c.Do(ctxFor(t), func(lv *libvirt.Libvirt) error {
+		dom, err := lv.DomainLookupByName(name)
+		if err != nil {
+			return err
+		}
+		if err := lv.DomainDestroy(dom); err != nil {
+			return err
+		}
+		return lv.DomainUndefine(dom)
+	})
+	if err != nil {
+		t.Fatalf("destroy and undefine: %v", err)
+	}
+	for _, args := range [][]string{{"power", "status"}, {"power", "on"}, {"chassis", "bootparam", "get", "5"}} {
+		testtool.Eventually(t, 5*time.Second, fmt.Sprintf("%v answered with 0xC0", args), func() bool {
+			out, err := n.ipmitool(append([]string{"-R", "1"}, args...)...)
+			return (err != nil || strings.Contains(out, "failed")) && strings.Contains(out, "Node busy")
+		})
+	}
+	mustContain(t, n.logs.String(), "Domain not found", name)
+
+	define(t, c, name, strings.Replace(testDomain, "<boot dev='hd'/>", "<boot dev='cdrom'/>", 1))
+	mustContain(t, n.must("power", "status"), "Chassis Power is off")
+	mustContain(t, n.must("chassis", "bootparam", "get", "5"), "Force Boot from CD/DVD")
+	n.must("chassis", "bootdev", "pxe", "options=persistent")
+	if doc := inactiveXML(t, c, name); !strings.Contains(doc, "<boot dev='network'/>") {
+		t.Fatalf("bootdev pxe on the new definition:\n%s", doc)
+	}
+	mustContain(t, n.must("power", "on"), "Up/On")
+	if got := state(t, c, name); got != libvirt.DomainRunning {
+		t.Fatalf("the new definition is in state %d after power on", got)
+	}
 }
 
 // TestStoppedLibvirtdIsRetryableAndRecovers uses a libvirtd of the test's
