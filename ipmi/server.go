@@ -5,6 +5,7 @@
 package ipmi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,9 +27,6 @@ import (
 // well within that: a slower backend gets 0xC0 (retry), not silence.
 const DefaultOpTimeout = 4 * time.Second
 
-// maxSessions bounds the concurrent RMCP+ sessions of one node.
-const maxSessions = 32
-
 // lanChannel is the channel number of the LAN channel go-ipmi models.
 const lanChannel = 1
 
@@ -45,6 +43,12 @@ type Options struct {
 	// its new logins for AuthBlock; zero means the defaults (10, 1 min).
 	AuthFailureLimit int
 	AuthBlock        time.Duration
+	// MaxSessions bounds the node's concurrent RMCP+ sessions; zero means
+	// DefaultMaxSessions.
+	MaxSessions int
+	// EvictIdle is how long an established session must be quiet before a
+	// login into a full table may close it; zero means DefaultEvictIdle.
+	EvictIdle time.Duration
 }
 
 // Server is one node's BMC: a UDP listener speaking IPMI 1.5 and 2.0 in
@@ -75,15 +79,15 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 		return nil, err
 	}
 	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m})
-	// go-ipmi allows the spec's minimum of 4 RMCP+ sessions; Ironic's power
-	// sync, an operator and a console easily need more at once.
-	sessionOpts := []gobmc.SessionStoreOption{gobmc.WithMaxSessions(maxSessions)}
+	sessionOpts := []gobmc.SessionStoreOption{gobmc.WithMaxSessions(cmp.Or(opts.MaxSessions, DefaultMaxSessions))}
 	if opts.SessionTimeout > 0 {
 		sessionOpts = append(sessionOpts, gobmc.WithInactivityTimeout(opts.SessionTimeout))
 	}
 	state.Sessions = gobmc.NewSessionStoreWithOptions(state.Clock(), sessionOpts...)
+	sessions := newSessionTable(state.Sessions, state.SOL, cmp.Or(opts.EvictIdle, DefaultEvictIdle), log)
 	replay := newReplayGuard()
 	state.Sessions.SetOnRemove(func(id uint32) {
+		sessions.forget(id)
 		replay.forget(id)
 		state.SOL.DeactivateBySession(id)
 	})
@@ -103,6 +107,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	reg.Use(recoverMiddleware(log))
 	reg.Use(traceMiddleware(log))
 	reg.Use(replay.middleware)
+	reg.Use(sessions.middleware)
 	handlers.RegisterAllHandlers(reg)
 	h.register(reg)
 
@@ -116,7 +121,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	}
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
-	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(reg))
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(reg))
 	return &Server{node: node, conn: udp, srv: srv, log: log}, nil
 }
 

@@ -29,6 +29,7 @@ type conn struct {
 	log      *slog.Logger
 	throttle *authThrottle
 	replay   *replayGuard
+	sessions *sessionTable
 }
 
 // IPMI 1.5 LAN packet layout (IPMI 2.0 §13.6): RMCP header, then the session
@@ -75,6 +76,9 @@ func (c *conn) ReadFrom(p []byte) (int, net.Addr, error) {
 		default:
 			if c.throttle != nil && payloadType(p[:n]) == uint8(types.PayloadTypeRAKPMessage3) {
 				c.throttle.completed(addr.String())
+			}
+			if c.sessions != nil {
+				c.sessions.inbound(p[:n], addr)
 			}
 			return n, addr, nil
 		}
@@ -130,6 +134,9 @@ const rakp1UsernameOff = 28
 
 func (c *conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	c.fixActivateSession(p)
+	if c.sessions != nil {
+		c.sessions.outbound(p, addr)
+	}
 	if c.throttle != nil {
 		now := time.Now()
 		switch {
