@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,6 +67,10 @@ func TestAddWithSASL(t *testing.T) {
 			passwordChangedWhileDown(t, e, tcp, user, pass, c.uri, p)
 		}
 		e.vbmc("delete", "test")
+	}
+	log, err := os.ReadFile(filepath.Join(e.dir, "vbmcd.log"))
+	if err != nil || strings.Contains(string(log), pass) || strings.Contains(string(log), "not-the-password") {
+		t.Errorf("vbmcd.log unreadable (%v) or holds a SASL password", err)
 	}
 }
 
