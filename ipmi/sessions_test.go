@@ -182,3 +182,36 @@ func TestFullSessionTableAdmitsNewLogin(t *testing.T) {
 	}
 	mustContain(t, n.logs.String(), "session closed to admit a new login")
 }
+
+// TestIdleSessionsExpire: a session left idle past the inactivity timeout
+// (60 s by default, IPMI 2.0 §6.12.15; one second here, plus go-ipmi's
+// 3 s tolerance of Table 6-7) is closed, while one in use stays.
+func TestIdleSessionsExpire(t *testing.T) {
+	n := startNodeWith(t, ipmi.Options{SessionTimeout: time.Second})
+	ctx := context.Background()
+	idle, err := n.connect(admin, client.InterfaceLanplus, types.PrivilegeLevelAdministrator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := n.connect(admin, client.InterfaceLanplus, types.PrivilegeLevelAdministrator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // 5 s: past the timeout and its tolerance
+		time.Sleep(250 * time.Millisecond)
+		if _, err := busy.GetDeviceID(ctx); err != nil {
+			t.Fatalf("the session in use was closed: %v", err)
+		}
+	}
+	if _, err := n.connect(admin, client.InterfaceLanplus, types.PrivilegeLevelAdministrator); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if _, err := idle.GetDeviceID(short); err == nil {
+		t.Error("a session idle past the timeout still works")
+	}
+	if _, err := busy.GetDeviceID(ctx); err != nil {
+		t.Errorf("the session in use was closed: %v", err)
+	}
+}
