@@ -21,9 +21,10 @@ test-deps:
 	scripts/install-test-deps.sh
 	scripts/prepare-test-host.sh
 
-## test: install what the tests need, then vet and run every test
+## test: install what the tests need, then vet and run every test, and each fuzz target for a few seconds
 test: test-deps vet
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 ## bench: the full benchmarks (fleet scale, session rate, libvirt latency, slow operation); writes docs/BENCHMARKS.md
 bench: build test-deps
@@ -34,14 +35,16 @@ SOAKTIME ?= 10m
 soak: test-deps
 	GOVBMC_SOAK=$(SOAKTIME) $(GO) test -count=1 -v -timeout 30m -run TestSoak ./soak
 
-## fuzz: run every fuzz target for FUZZTIME each (the seeds also run in `make test`)
+## fuzz: run every fuzz target for FUZZTIME each (the seeds also run in `make test`, and each target briefly)
 FUZZTIME ?= 60s
+FUZZ_TARGETS := ./ipmi:FuzzDatagram ./ipmi:FuzzBootFlags ./libvirtconn:FuzzBootXML ./libvirtconn:FuzzParseURI \
+	./libvirtconn:FuzzAuthenticate ./libvirtconn/sasl:FuzzDigestMD5Challenge ./libvirtconn/sasl:FuzzLayerOpen \
+	./internal/config:FuzzParse
 fuzz: test-deps
-	$(GO) test ./ipmi -run '^$$' -fuzz '^FuzzDatagram$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./ipmi -run '^$$' -fuzz '^FuzzBootFlags$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./libvirtconn -run '^$$' -fuzz '^FuzzBootXML$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./libvirtconn -run '^$$' -fuzz '^FuzzParseURI$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+	  $(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME); \
+	done
 
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
