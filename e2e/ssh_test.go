@@ -79,8 +79,10 @@ func TestSSHOneTunnelForManyNodes(t *testing.T) {
 	}
 }
 
-// TestQemuOverSSH: the power commands against a real VM through qemu+ssh.
-func TestQemuOverSSH(t *testing.T) {
+// qemuNodeOverSSH defines a real (powered-off) VM on the system libvirtd
+// reached through a loopback sshd of the test's own, and serves its BMC.
+func qemuNodeOverSSH(t *testing.T) (*testtool.Sshd, *libvirtconn.Conn, string, *node) {
+	t.Helper()
 	testtool.SystemLibvirtd(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	sshd := testtool.StartSshd(t)
@@ -94,6 +96,12 @@ func TestQemuOverSSH(t *testing.T) {
 	define(t, c, name, qemuDomain, virtType(), logPath, blank)
 	n := serveDomain(t, c, name)
 	mustContain(t, n.must("power", "status"), "Chassis Power is off")
+	return sshd, c, name, n
+}
+
+// TestQemuOverSSH: the power commands against a real VM through qemu+ssh.
+func TestQemuOverSSH(t *testing.T) {
+	_, c, name, n := qemuNodeOverSSH(t)
 	n.must("chassis", "bootdev", "pxe")
 	n.must("power", "on")
 	if state(t, c, name) != libvirt.DomainRunning {

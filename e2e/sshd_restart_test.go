@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,19 +15,7 @@ import (
 // retries run out; once sshd is back on the same port the node recovers on
 // its own, with one new login, within a few seconds.
 func TestSSHDaemonKilledAndRestarted(t *testing.T) {
-	testtool.SystemLibvirtd(t)
-	testtool.Require(t, "qemu-system-x86_64")
-	sshd := testtool.StartSshd(t)
-	c := get(t, pool(t), sshURI(sshd, "qemu", "/system", sshd.KnownHosts))
-	name := domainName(t, "")
-	logPath := serialLog(t)
-	blank := logPath + ".iso"
-	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	define(t, c, name, qemuDomain, virtType(), logPath, blank)
-	n := serveDomain(t, c, name)
-	mustContain(t, n.must("power", "status"), "Chassis Power is off")
+	sshd, c, name, n := qemuNodeOverSSH(t)
 
 	sshd.Kill()
 	killed := time.Now()

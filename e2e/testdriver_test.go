@@ -8,6 +8,7 @@ import (
 
 	"github.com/digitalocean/go-libvirt"
 	"github.com/govbmc/govbmc/internal/testtool"
+	"github.com/govbmc/govbmc/libvirtconn"
 )
 
 // testDomain is a domain of libvirt's test driver, with a secret.
@@ -21,14 +22,21 @@ const testDomain = `<domain type='test'>
   </devices>
 </domain>`
 
-// TestIpmitoolOnTestDriver is the wide matrix on test:///default through
-// libvirtd: every power command, confirmed by libvirt, and boot devices.
-func TestIpmitoolOnTestDriver(t *testing.T) {
+// testDriverNode defines a test-driver domain through the system libvirtd
+// and serves its BMC.
+func testDriverNode(t *testing.T) (*libvirtconn.Conn, string, *node) {
+	t.Helper()
 	testtool.SystemLibvirtd(t)
 	c := get(t, pool(t), "test:///default")
 	name := domainName(t, "")
 	define(t, c, name, testDomain)
-	n := serveDomain(t, c, name)
+	return c, name, serveDomain(t, c, name)
+}
+
+// TestIpmitoolOnTestDriver is the wide matrix on test:///default through
+// libvirtd: every power command, confirmed by libvirt, and boot devices.
+func TestIpmitoolOnTestDriver(t *testing.T) {
+	c, name, n := testDriverNode(t)
 
 	steps := []struct {
 		args []string
@@ -100,11 +108,7 @@ func TestMissingDomainIsRetryable(t *testing.T) {
 // another boot device), the same BMC drives the new definition, with no
 // trace of the old one's state.
 func TestDomainUndefinedAndRedefined(t *testing.T) {
-	testtool.SystemLibvirtd(t)
-	c := get(t, pool(t), "test:///default")
-	name := domainName(t, "")
-	define(t, c, name, testDomain)
-	n := serveDomain(t, c, name)
+	c, name, n := testDriverNode(t)
 	mustContain(t, n.must("power", "on"), "Up/On")
 	mustContain(t, n.must("power", "status"), "Chassis Power is on")
 
