@@ -24,9 +24,6 @@ const (
 	// quiet (no command in flight, none for this long, no SOL) before a
 	// new login may take its place in a full table.
 	DefaultEvictIdle = time.Second
-	// maxPendingPerSource bounds the unfinished logins (Open Session
-	// answered, no RAKP 3 yet) of one client address.
-	maxPendingPerSource = 4
 )
 
 // sessionTable admits RMCP+ logins into go-ipmi's session store, which on
@@ -41,11 +38,11 @@ const (
 //     misbehaving script) fill the table until the 60 s inactivity timeout.
 //
 // The table watches the handshake in the transport (Open Session, RAKP 3)
-// and every command in a middleware. Before go-ipmi allocates a session it
-// makes room: an address with maxPendingPerSource unfinished logins loses
-// its own oldest one (a flood only ever recycles its own slots), and a full
-// table closes the established session that has been idle longest, never
-// one with a command in flight or an active SOL payload.
+// and every command in a middleware. Before go-ipmi allocates a session in
+// a full table it makes room itself: the address with the most unfinished
+// logins loses its oldest one (a flood only ever recycles its own slots),
+// else the established session idle longest is closed, never one with a
+// command in flight or an active SOL payload.
 type sessionTable struct {
 	store     *gobmc.SessionStore
 	sol       *gobmc.SOLStore
@@ -192,28 +189,41 @@ func (t *sessionTable) makeRoom(ip string) {
 
 // victimLocked picks the session to close before a login from ip, and
 // says why; "" means none. t.mu must be held.
+//
+// Nothing is closed while the table has room: many clients logging in at
+// once from one address (Ironic's conductor runs its power sync with a
+// pool of workers, each an ipmitool of its own) is normal. When it is full
+// and logins are unfinished, the address holding the most of them loses
+// its oldest, so a flood of Open Session requests only ever recycles its
+// own slots (go-ipmi alone would evict the oldest pending session of
+// anyone: a real client's, between its Open Session and its RAKP 1).
 func (t *sessionTable) victimLocked(ip string) (uint32, string) {
-	var (
-		oldest  uint32
-		mine    int
-		oldestT time.Time
-	)
-	for id, p := range t.pending {
-		if p.ip != ip {
-			continue
-		}
-		mine++
-		if mine == 1 || p.at.Before(oldestT) {
-			oldest, oldestT = id, p.at
-		}
-	}
-	if mine >= maxPendingPerSource {
-		return oldest, "too many unfinished logins from this address"
-	}
-	if t.store.Count() < t.store.Cap() || t.store.Count() > len(t.active) {
-		// Room, or a pending session go-ipmi evicts itself (the oldest;
-		// no address holds more than maxPendingPerSource of them).
+	if t.store.Count() < t.store.Cap() {
 		return 0, ""
+	}
+	type holder struct {
+		n      int
+		oldest uint32
+		at     time.Time
+	}
+	byIP := map[string]*holder{}
+	var top *holder
+	for id, p := range t.pending {
+		h := byIP[p.ip]
+		if h == nil {
+			h = &holder{oldest: id, at: p.at}
+			byIP[p.ip] = h
+		}
+		h.n++
+		if p.at.Before(h.at) {
+			h.oldest, h.at = id, p.at
+		}
+		if top == nil || h.n > top.n || (h.n == top.n && p.ip == ip) {
+			top = h
+		}
+	}
+	if top != nil {
+		return top.oldest, "session table full; closed the oldest unfinished login of the address holding the most"
 	}
 	now := t.now()
 	var (

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bougou/go-ipmi/pkg/client"
 	"github.com/bougou/go-ipmi/pkg/types"
+	"github.com/govbmc/govbmc/internal/load"
 	"github.com/govbmc/govbmc/ipmi"
 )
 
@@ -213,5 +214,23 @@ func TestIdleSessionsExpire(t *testing.T) {
 	}
 	if _, err := busy.GetDeviceID(ctx); err != nil {
 		t.Errorf("the session in use was closed: %v", err)
+	}
+}
+
+// TestManyLoginsFromOneAddress: many clients logging in at once from one
+// address (Ironic's conductor runs its power sync on a pool of workers) are
+// all served while the table has room; none is closed to admit another.
+func TestManyLoginsFromOneAddress(t *testing.T) {
+	n := startNode(t)
+	res := load.Run(context.Background(), load.Config{
+		Targets:  []load.Target{{Host: "127.0.0.1", Port: atoi(n.port)}},
+		Username: admin.Name, Password: admin.Password,
+		Concurrency: 16, Sessions: 800, Duration: 60 * time.Second,
+	})
+	if res.Errors > 0 || res.Sessions != 800 {
+		t.Fatalf("16 concurrent clients from one address: %s", res)
+	}
+	if strings.Contains(n.logs.String(), "session closed to admit a new login") {
+		t.Error("a session was closed while the table had room")
 	}
 }
