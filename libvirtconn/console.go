@@ -3,6 +3,7 @@ package libvirtconn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -14,6 +15,10 @@ import (
 // consolePoll is how often a console waiting for its domain to start
 // checks it.
 const consolePoll = time.Second
+
+// consoleOpenWait bounds how long a domain started by the BMC stays paused
+// waiting for its console stream; after that it runs without it.
+const consoleOpenWait = 5 * time.Second
 
 // console is a domain's serial console as its BMC sees it: a libvirt
 // console stream kept open while the domain runs, feeding a bounded buffer,
@@ -29,10 +34,14 @@ type console struct {
 	attached int            // clients attached
 	input    *io.PipeWriter // typed input into the current stream, or nil
 	stop     chan struct{}  // closed when the domain is closed
+	wake     chan struct{}  // cuts short the loop's wait for the domain
+	// waiters are closed by the next stream attempt once libvirtd has
+	// opened the console, or once that attempt has failed (see boot).
+	waiters []chan struct{}
 }
 
 func newConsole(d *Domain) *console {
-	c := &console{d: d, stop: make(chan struct{})}
+	c := &console{d: d, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	c.buf = bmc.NewConsoleBuffer(bmc.DefaultConsoleBacklog, c.typed)
 	return c
 }
@@ -48,11 +57,58 @@ func (c *console) typed(p []byte) {
 	}
 }
 
-// want makes sure the stream loop runs.
+// boot starts the domain with its console captured from the guest's first
+// byte. A stream opened once DomainCreate has returned misses the start of
+// the boot (SeaBIOS's banner): libvirtd resumes the vCPUs before it
+// answers (tens of milliseconds before, hundreds on a busy host), the
+// stream takes more round trips to open (more again over qemu+ssh), and
+// qemu drops what the guest writes to a pty that nobody has open. So the
+// domain starts paused, the stream is opened, and the guest resumed then.
+// A driver that cannot start a domain paused (the test driver) starts it
+// running, the stream following as fast as it can.
+func (c *console) boot(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	if _, err := lv.DomainCreateWithFlags(dom, uint32(libvirt.DomainStartPaused)); err != nil {
+		var le libvirt.Error
+		if !errors.As(err, &le) || (le.Code != uint32(libvirt.ErrInvalidArg) && le.Code != uint32(libvirt.ErrNoSupport)) {
+			return err
+		}
+		if err := lv.DomainCreate(dom); err != nil {
+			return err
+		}
+		c.want()
+		return nil
+	}
+	opened := make(chan struct{})
+	c.mu.Lock()
+	c.waiters = append(c.waiters, opened)
+	c.mu.Unlock()
+	c.want()
+	timer := time.NewTimer(consoleOpenWait)
+	defer timer.Stop()
+	select {
+	case <-opened:
+	case <-c.stop:
+	case <-timer.C:
+		c.d.log.Warn("console stream not open in time; the guest starts without it", "waited", consoleOpenWait)
+	}
+	if err := lv.DomainResume(dom); err != nil {
+		// Never leave the domain paused half-started: power on failed.
+		_ = lv.DomainDestroy(dom)
+		return fmt.Errorf("resume after opening the console: %w", err)
+	}
+	return nil
+}
+
+// want makes sure the stream loop runs, and wakes it if it waits for the
+// domain to start.
 func (c *console) want() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.running {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
 		return
 	}
 	select {
@@ -100,7 +156,7 @@ func (c *console) loop() {
 	finish := func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.attached > 0 {
+		if c.attached > 0 || len(c.waiters) > 0 {
 			return false
 		}
 		c.running = false
@@ -117,6 +173,7 @@ func (c *console) loop() {
 			c.running = false
 			c.mu.Unlock()
 			return
+		case <-c.wake:
 		case <-time.After(consolePoll):
 		}
 		// The stream ended (the domain stopped): go on only while the
@@ -130,6 +187,21 @@ func (c *console) loop() {
 // streamOnce opens the console stream of a running domain and copies its
 // output until the stream ends. It reports whether a stream was open.
 func (c *console) streamOnce() bool {
+	// The boots waiting for a stream from now on: released once libvirtd
+	// has opened this one, or when it fails.
+	c.mu.Lock()
+	waiters := c.waiters
+	c.waiters = nil
+	c.mu.Unlock()
+	var release sync.Once
+	opened := func() {
+		release.Do(func() {
+			for _, w := range waiters {
+				close(w)
+			}
+		})
+	}
+	defer opened()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	lv, _, err := c.d.conn.current(ctx)
 	cancel()
@@ -150,7 +222,10 @@ func (c *console) streamOnce() bool {
 	done := make(chan error, 1)
 	go func() {
 		// Force: take the console over from a stale holder (virsh console).
-		done <- lv.DomainOpenConsoleBidirectional(dom, nil, inR, c.buf, uint32(libvirt.DomainConsoleForce))
+		// go-libvirt starts reading the input only once libvirtd has
+		// answered the open: by then the stream has the pty.
+		in := &firstRead{r: inR, fn: opened}
+		done <- lv.DomainOpenConsoleBidirectional(dom, nil, in, c.buf, uint32(libvirt.DomainConsoleForce))
 	}()
 	var err2 error
 	select {
@@ -185,4 +260,16 @@ func (c *console) close() {
 	if c.input != nil {
 		c.input.Close()
 	}
+}
+
+// firstRead calls fn when its reader is first read.
+type firstRead struct {
+	r    io.Reader
+	fn   func()
+	once sync.Once
+}
+
+func (f *firstRead) Read(p []byte) (int, error) {
+	f.once.Do(f.fn)
+	return f.r.Read(p)
 }

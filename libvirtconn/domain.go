@@ -198,15 +198,14 @@ func (d *Domain) startLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 	if err := d.loadLocked(lv, dom); err != nil {
 		return err
 	}
-	if err := lv.DomainCreate(dom); err != nil {
+	// Capture the boot from its first line, for a SOL client to come.
+	if err := d.console.boot(lv, dom); err != nil {
 		if on, _ := domainOn(lv, dom); on {
 			return nil // started meanwhile by someone else
 		}
 		return err
 	}
 	d.dirtyID = -1
-	// Capture the boot from its first line, for a SOL client to come.
-	d.console.want()
 	if d.oneShot != nil {
 		return d.consumeLocked(lv, dom)
 	}
