@@ -20,6 +20,7 @@ declare -A need=(
   [ssh-agent]=openssh-client
   [saslpasswd2]=sasl2-bin
   [sasldblistusers2]=sasl2-bin
+  [ipmi_sim]=openipmi
 )
 
 missing=()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/client"
+	"github.com/bougou/go-ipmi/pkg/command/app"
 	"github.com/bougou/go-ipmi/pkg/types"
 )
 
@@ -130,6 +131,10 @@ func Run(ctx context.Context, cfg Config) Result {
 		firstErr  string
 		wg        sync.WaitGroup
 	)
+	framing := make(map[Target]*atomic.Int32, len(cfg.Targets))
+	for _, t := range cfg.Targets {
+		framing[t] = new(atomic.Int32)
+	}
 	start := time.Now()
 	for w := 0; w < cfg.Concurrency; w++ {
 		wg.Add(1)
@@ -142,7 +147,7 @@ func Run(ctx context.Context, cfg Config) Result {
 				}
 				t0 := time.Now()
 				target := cfg.Targets[i%len(cfg.Targets)]
-				err := session(ctx, cfg, target)
+				err := session(ctx, cfg, target, framing[target])
 				d := time.Since(t0)
 				if err != nil && cutShort(ctx) {
 					return // cut short by the end of the run: not a result
@@ -186,16 +191,35 @@ func cutShort(ctx context.Context) bool {
 	return ok && time.Until(d) < 50*time.Millisecond
 }
 
-func session(ctx context.Context, cfg Config, t Target) error {
+// How a BMC takes Get Channel Cipher Suites outside a session, learnt by a
+// target's first session and kept for the run.
+const (
+	framingUnknown int32 = iota
+	framingV15           // IPMI 1.5 session-less packet (what ipmi_sim accepts)
+	framingV20           // RMCP+ packet with session ID 0 (what ipmitool sends)
+	framingNone          // neither answered: fall back without asking
+)
+
+func session(ctx context.Context, cfg Config, t Target, framing *atomic.Int32) error {
+	conn, err := net.Dial("udp", t.String())
+	if err != nil {
+		return fmt.Errorf("%s: %w", t, err)
+	}
+	defer conn.Close()
 	c, err := client.NewClient(t.Host, t.Port, cfg.Username, cfg.Password)
 	if err != nil {
 		return err
 	}
-	c = c.WithInterface(cfg.Interface).WithTimeout(cfg.Timeout).WithRetry(0)
-	if cfg.CipherSuite > 0 {
-		c = c.WithCipherSuiteID(types.CipherSuiteID(cfg.CipherSuite))
+	// One socket for the whole session, as ipmitool has: the session-less
+	// requests below go out on it before go-ipmi's client takes it over.
+	c = c.WithInterface(cfg.Interface).WithTimeout(cfg.Timeout).WithRetry(0).
+		WithMaxPrivilegeLevel(types.PrivilegeLevelAdministrator).WithUDPProxy(&oneConn{conn: conn})
+	if cfg.Interface == client.InterfaceLanplus {
+		err = open20(ctx, cfg, c, conn, framing)
+	} else {
+		err = c.Connect(ctx)
 	}
-	if err := c.Connect(ctx); err != nil {
+	if err != nil {
 		return fmt.Errorf("%s: connect: %w", t, err)
 	}
 	defer c.Close(context.WithoutCancel(ctx))
@@ -211,4 +235,170 @@ func session(ctx context.Context, cfg Config, t Target) error {
 		return fmt.Errorf("%s: %s: %w", t, cfg.Command, err)
 	}
 	return nil
+}
+
+// open20 opens an RMCP+ session the way ipmitool does (Get Channel
+// Authentication Capabilities, Get Channel Cipher Suites unless a suite is
+// given, Open Session, RAKP 1-4, Set Session Privilege Level), with go-ipmi's
+// client for every step. It replaces the client's Connect for one reason:
+// that sends Get Channel Cipher Suites only as an RMCP+ packet with session
+// ID 0, which OpenIPMI's ipmi_sim drops ("No session message failed:
+// Invalid authtype: 6"; ipmitool fares no better), so each session waited out
+// a timeout. Here the session-less requests go out as IPMI 1.5 packets, the
+// format every BMC must take for Get Channel Authentication Capabilities and
+// the one go-ipmi already uses for it; a BMC that does not answer Get Channel
+// Cipher Suites that way is asked ipmitool's way instead, and a target
+// remembers which way worked.
+func open20(ctx context.Context, cfg Config, c *client.Client, conn net.Conn, framing *atomic.Int32) error {
+	caps := &app.GetChannelAuthenticationCapabilitiesRequest{IPMIv20Extended: true, ChannelNumber: types.ChannelNumberSelf, MaximumPrivilegeLevel: types.PrivilegeLevelAdministrator}
+	if err := sessionless(ctx, c, conn, cfg.Timeout, caps, &app.GetChannelAuthenticationCapabilitiesResponse{}); err != nil {
+		return fmt.Errorf("Get Channel Authentication Capabilities: %w", err)
+	}
+	suites := []types.CipherSuiteID{types.CipherSuiteID(cfg.CipherSuite)}
+	if cfg.CipherSuite <= 0 {
+		suites = cipherSuites(ctx, cfg, c, conn, framing)
+	}
+	var errs []error
+	for _, id := range suites {
+		c.WithCipherSuiteID(id)
+		_, err := c.OpenSession(ctx)
+		if err == nil {
+			_, err = c.RAKPMessage1(ctx)
+		}
+		if err == nil {
+			_, err = c.RAKPMessage3(ctx)
+		}
+		if err == nil {
+			if _, err = c.SetSessionPrivilegeLevel(ctx, types.PrivilegeLevelAdministrator); err != nil {
+				return fmt.Errorf("Set Session Privilege Level: %w", err)
+			}
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("cipher suite %d: %w", id, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cipherSuites asks the BMC for its cipher suites, best first. Without an
+// answer it falls back to go-ipmi's preferences (17, then 3, which the
+// specification requires, ...), as ipmitool falls back to 3.
+func cipherSuites(ctx context.Context, cfg Config, c *client.Client, conn net.Conn, framing *atomic.Int32) []types.CipherSuiteID {
+	how := framing.Load()
+	if how == framingUnknown || how == framingV15 {
+		if ids, err := cipherSuitesV15(ctx, cfg, c, conn); err == nil {
+			framing.Store(framingV15)
+			return ids
+		}
+		if ctx.Err() != nil {
+			return types.PreferredCiphers
+		}
+		if how == framingUnknown {
+			how = framingV20
+		}
+	}
+	if how == framingV20 {
+		if recs, err := c.GetAllChannelCipherSuites(ctx, types.ChannelNumberSelf); err == nil {
+			framing.Store(framingV20)
+			return best(recs)
+		} else if ctx.Err() == nil && framing.Load() == framingUnknown {
+			framing.Store(framingNone)
+		}
+	}
+	return types.PreferredCiphers
+}
+
+func cipherSuitesV15(ctx context.Context, cfg Config, c *client.Client, conn net.Conn) ([]types.CipherSuiteID, error) {
+	var data []byte
+	for i := uint8(0); i < app.MaxCipherSuiteListIndex; i++ {
+		res := &app.GetChannelCipherSuitesResponse{}
+		req := &app.GetChannelCipherSuitesRequest{ChannelNumber: types.ChannelNumberSelf, PayloadType: types.PayloadTypeIPMI, ListIndex: i}
+		if err := sessionless(ctx, c, conn, cfg.Timeout, req, res); err != nil {
+			return nil, err
+		}
+		data = append(data, res.CipherSuiteRecords...)
+		if len(res.CipherSuiteRecords) < 16 {
+			break
+		}
+	}
+	recs, err := app.ParseCipherSuitesData(data)
+	if err != nil {
+		return nil, err
+	}
+	return best(recs), nil
+}
+
+func best(recs []types.CipherSuiteRecord) []types.CipherSuiteID {
+	ids := make([]types.CipherSuiteID, 0, len(recs))
+	for _, r := range recs {
+		ids = append(ids, r.CipherSuitID)
+	}
+	if ids = types.SortCipherSuites(ids); len(ids) == 0 {
+		return types.PreferredCiphers
+	}
+	return ids
+}
+
+// sessionless sends req outside any session as an IPMI 1.5 packet
+// (authentication type none, session ID 0) and reads its answer, built and
+// parsed by go-ipmi's client.
+func sessionless(ctx context.Context, c *client.Client, conn net.Conn, timeout time.Duration, req types.Request, res types.Response) error {
+	msg, err := c.BuildIPMIRequest(ctx, req)
+	if err != nil {
+		return err
+	}
+	payload := msg.Pack()
+	pkt := &types.Rmcp{RmcpHeader: types.NewRmcpHeader(), Session15: &types.Session15{
+		SessionHeader15: &types.SessionHeader15{AuthType: types.AuthTypeNone, PayloadLength: uint8(len(payload))},
+		Payload:         payload,
+	}}
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := conn.SetReadDeadline(deadline); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	if _, err := conn.Write(pkt.Pack()); err != nil {
+		return err
+	}
+	buf := make([]byte, 1024)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		var r types.Rmcp
+		var answer types.IPMIResponse
+		if r.Unpack(buf[:n]) != nil || r.Session15 == nil || answer.Unpack(r.Session15.Payload) != nil ||
+			answer.RequesterSequence != msg.RequesterSequence || answer.Command != msg.Command {
+			continue // not the answer to this request
+		}
+		return c.ParseRmcpResponse(ctx, buf[:n], req.Command(), res)
+	}
+}
+
+// oneConn hands go-ipmi's client the session's socket (it takes any
+// golang.org/x/net/proxy.Dialer), once.
+type oneConn struct {
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func (d *oneConn) Dial(_, _ string) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn == nil {
+		return nil, errors.New("session socket already closed")
+	}
+	c := d.conn
+	d.conn = nil
+	return c, nil
 }
