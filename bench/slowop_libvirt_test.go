@@ -23,10 +23,6 @@ import (
 	"github.com/govbmc/govbmc/libvirtconn"
 )
 
-// slowHook is the libvirt qemu hook scripts/prepare-test-host.sh installs:
-// it makes the start of a domain named govbmc-slow-* take 3 s.
-const slowHook = "/etc/libvirt/hooks/qemu"
-
 // slowDomainXML is a 64 MiB diskless VM (SeaBIOS finds nothing to boot and
 // waits): enough for libvirt to start a real QEMU.
 const slowDomainXML = `<domain type='%[2]s'>
@@ -38,21 +34,6 @@ const slowDomainXML = `<domain type='%[2]s'>
     <boot dev='hd'/>
   </os>
 </domain>`
-
-// requireSlowHook checks that the hook is installed; like a missing
-// program, its absence skips the test, or fails it under CI=true.
-func requireSlowHook(t *testing.T) {
-	t.Helper()
-	raw, err := os.ReadFile(slowHook)
-	if err == nil && strings.Contains(string(raw), "govbmc-slow-") {
-		return
-	}
-	msg := fmt.Sprintf("libvirt hook %s that slows govbmc-slow-* is not installed; scripts/prepare-test-host.sh installs it", slowHook)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: real dependencies must be present)")
-	}
-	t.Skip(msg)
-}
 
 // benchVirtType is kvm when /dev/kvm is there, else qemu (TCG).
 func benchVirtType() string {
@@ -82,7 +63,7 @@ func removeDomain(conn *libvirtconn.Conn, name string) error {
 }
 
 // The benchmark's domains are these prefixes and the test process's pid.
-const slowPrefix, otherPrefix = "govbmc-slow-bench-", "govbmc-bench-slowop-"
+const slowPrefix, otherPrefix = testtool.SlowStartPrefix + "bench-", "govbmc-bench-slowop-"
 
 // removeStale removes the domains of benchmark runs whose process is gone
 // (interrupted before their clean-up).
@@ -138,7 +119,7 @@ func libvirtState(conn *libvirtconn.Conn, name string) (libvirt.DomainState, err
 func TestSlowLibvirtOperation(t *testing.T) {
 	testtool.SystemLibvirtd(t)
 	testtool.Require(t, "qemu-system-x86_64")
-	requireSlowHook(t)
+	testtool.RequireSlowStartHook(t)
 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// connect returns a connection of a pool of its own: the BMCs' shared
@@ -295,7 +276,7 @@ func TestSlowLibvirtOperation(t *testing.T) {
 	case running < 2500*time.Millisecond:
 		// The measurement means something only if the power on was slow.
 		t.Errorf("%s was running %v after the power on: is the hook %s in effect? Run scripts/prepare-test-host.sh (it restarts libvirtd so that it sees the hook)",
-			slowName, running.Round(time.Millisecond), slowHook)
+			slowName, running.Round(time.Millisecond), "/etc/libvirt/hooks/qemu")
 	}
 	if same.Errors > 0 || others.Errors > 0 {
 		t.Errorf("errors while a slow power on ran: same node: %s; other node: %s", same, others)
@@ -332,7 +313,7 @@ func TestSlowLibvirtOperation(t *testing.T) {
 		"libvirt reported the slow domain running %v after the power on was sent; the power on itself answered %s after %v (the BMC's operation timeout is %v: past it the answer is 0xC0, node busy, and the start goes on). "+
 		"The last row is not a target: a BMC whose connection has not followed the domain yet (the first status after vbmcd starts, or while libvirt's events do not flow) asks libvirtd, and libvirtd answers a look-up of the domain only once the start releases the domain's lock.\n\n"+
 		"Reproduce: `scripts/prepare-test-host.sh && GOVBMC_BENCH=full go test -count=1 -v -run TestSlowLibvirtOperation ./bench` (as root). By hand: two domains, one named `govbmc-slow-…`, a BMC for each (`vbmc add`, `vbmc start`), `ipmitool … power on` to the slow one and meanwhile `ipmiload --targets 127.0.0.1:P -c 1 -n 1000000 -d 5s` against each.\n",
-		benchVirtType(), slowHook, row("the same node (power on in flight)", same), row("another node, same libvirt connection", others),
+		benchVirtType(), "/etc/libvirt/hooks/qemu", row("the same node (power on in flight)", same), row("another node, same libvirt connection", others),
 		row("the same node, first status through a connection new to it (one session, 10 s client timeout)", first),
 		running.Round(time.Millisecond), answer, on.took.Round(time.Millisecond), ipmi.DefaultOpTimeout))
 }

@@ -163,3 +163,48 @@ func TestQemuPowerAndPXEBoot(t *testing.T) {
 	mustContain(t, n.must("chassis", "bootparam", "get", "5"), "Force Boot from default Hard-Drive", "Options apply to all future boots")
 	n.must("power", "off")
 }
+
+// TestPowerStatusDuringSlowStart: a power on whose start libvirtd takes
+// seconds over (the test's qemu hook holds it 3 s, as a slow storage
+// backend or a busy host would) is in flight on a BMC that has never asked
+// for the domain's state. libvirtd holds the domain's lock for the whole
+// start, so asking it would wait; the BMC answers power status at once from
+// what the power on found, and "on" once the domain runs.
+func TestPowerStatusDuringSlowStart(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	testtool.Require(t, "qemu-system-x86_64")
+	testtool.RequireSlowStartHook(t)
+	c := get(t, pool(t), "qemu:///system")
+	name := testtool.SlowStartPrefix + domainName(t, "")
+	define(t, c, name, consoleDomain, virtType())
+	n := serveDomain(t, c, name)
+
+	powered := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := n.ipmitool("-N", "10", "-R", "1", "power", "on")
+		powered <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // the hook holds the start now
+	var answers []time.Duration
+	for time.Since(start) < 2500*time.Millisecond {
+		t0 := time.Now()
+		// Ironic's timing: one try of at most 5 s, but here 1 s.
+		out, err := n.ipmitool("-N", "1", "-R", "1", "power", "status")
+		answers = append(answers, time.Since(t0).Round(time.Millisecond))
+		if err != nil || !strings.Contains(out, "Chassis Power is off") {
+			t.Fatalf("power status %v after a power on that takes seconds: %v\n%s", time.Since(start).Round(time.Millisecond), err, out)
+		}
+	}
+	if err := <-powered; err != nil && time.Since(start) < 3*time.Second {
+		t.Fatalf("the power on failed early: %v", err)
+	}
+	if took := time.Since(start); took < 3*time.Second {
+		t.Fatalf("the power on took %v: the hook did not slow it, so the test proves nothing", took)
+	}
+	testtool.Eventually(t, 30*time.Second, "power status on once the domain runs", func() bool {
+		out, err := n.ipmitool("power", "status")
+		return err == nil && strings.Contains(out, "Chassis Power is on")
+	})
+	t.Logf("status answers (each a whole ipmitool run) during the start: %v", answers)
+}

@@ -191,9 +191,17 @@ func (d *Domain) PowerOn(ctx context.Context) error {
 // startLocked starts a domain that is off, then consumes a pending
 // next-boot override: the domain has booted with it.
 func (d *Domain) startLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	version := d.conn.states.version(d.ref)
 	on, err := domainOn(lv, dom)
 	if err != nil || on {
 		return err
+	}
+	// Known to be off until the start's own event says otherwise: a power
+	// status meanwhile answers from the cache. Asking libvirtd would wait
+	// for the whole start (it holds the domain's lock while its hooks run
+	// and QEMU starts: seconds).
+	if dom.Name == d.ref {
+		d.conn.states.put(d.ref, cachedDomain{dom: dom, on: false}, version)
 	}
 	if err := d.loadLocked(lv, dom); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -41,6 +42,29 @@ func SystemLibvirtd(t testing.TB) string {
 		t.Fatalf("start libvirtd: %v", err)
 	}
 	return SystemLibvirtSocket
+}
+
+// SlowStartPrefix names the domains whose start the libvirt qemu hook that
+// scripts/prepare-test-host.sh installs holds for 3 s.
+const SlowStartPrefix = "govbmc-slow-"
+
+// slowStartHook is that hook.
+const slowStartHook = "/etc/libvirt/hooks/qemu"
+
+// RequireSlowStartHook checks that the hook is installed (libvirtd only
+// runs a hook that existed when it started; the script restarts it). Like
+// a missing program, its absence skips the test, or fails it under CI=true.
+func RequireSlowStartHook(t testing.TB) {
+	t.Helper()
+	raw, err := os.ReadFile(slowStartHook)
+	if err == nil && strings.Contains(string(raw), SlowStartPrefix) {
+		return
+	}
+	msg := fmt.Sprintf("libvirt hook %s that slows %s* domains is not installed; scripts/prepare-test-host.sh installs it", slowStartHook, SlowStartPrefix)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: real dependencies must be present)")
+	}
+	t.Skip(msg)
 }
 
 // PrivateLibvirtd is a libvirtd of the test's own, on its own socket, that
