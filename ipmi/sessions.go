@@ -3,6 +3,7 @@ package ipmi
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -24,6 +25,12 @@ const (
 	// quiet (no command in flight, none for this long, no SOL) before a
 	// new login may take its place in a full table.
 	DefaultEvictIdle = time.Second
+	// openingTimeout is how long an Open Session request counts as taking a
+	// slot before its answer has gone out (go-ipmi handles each datagram
+	// on a goroutine of its own, after the next one has been read).
+	openingTimeout = time.Second
+	// maxCloseTries bounds the sessions makeRoom tries to close for one login.
+	maxCloseTries = 4
 )
 
 // sessionTable admits RMCP+ logins into go-ipmi's session store, which on
@@ -37,12 +44,16 @@ const (
 //   - clients that log in and never close (a killed ipmitool, a
 //     misbehaving script) fill the table until the 60 s inactivity timeout.
 //
-// The table watches the handshake in the transport (Open Session, RAKP 3)
-// and every command in a middleware. Before go-ipmi allocates a session in
-// a full table it makes room itself: the address with the most unfinished
-// logins loses its oldest one (a flood only ever recycles its own slots),
-// else the established session idle longest is closed, never one with a
-// command in flight or an active SOL payload.
+// The table learns of logins from what the BMC itself sends (Open Session
+// and RAKP 4 responses, which go-ipmi sends only for a request it accepted:
+// nothing a client forges moves a session along) and of every command from
+// a middleware that runs after go-ipmi has checked the packet's integrity.
+// Before go-ipmi allocates a session in a full table it makes room itself:
+// the address with the most unfinished logins loses its oldest one (a
+// flood only ever recycles its own slots), else the established session
+// idle longest is closed, never one with a command in flight or an active
+// SOL payload. A command of a session closed that way that was already on
+// its way is not executed.
 type sessionTable struct {
 	store     *gobmc.SessionStore
 	sol       *gobmc.SOLStore
@@ -53,11 +64,15 @@ type sessionTable struct {
 	mu      sync.Mutex
 	pending map[uint32]pendingLogin   // by BMC session ID
 	active  map[uint32]*sessionActive // by BMC session ID
+	closing map[uint32]bool           // chosen to make room; until the store lets go
+	opening []time.Time               // Open Session requests not answered yet
 }
 
 type pendingLogin struct {
-	ip string
-	at time.Time
+	addr      string // the client's address and port
+	ip        string
+	consoleID uint32
+	at        time.Time
 }
 
 type sessionActive struct {
@@ -67,45 +82,64 @@ type sessionActive struct {
 
 func newSessionTable(store *gobmc.SessionStore, sol *gobmc.SOLStore, evictIdle time.Duration, log *slog.Logger) *sessionTable {
 	return &sessionTable{store: store, sol: sol, evictIdle: evictIdle, log: log, now: time.Now,
-		pending: map[uint32]pendingLogin{}, active: map[uint32]*sessionActive{}}
+		pending: map[uint32]pendingLogin{}, active: map[uint32]*sessionActive{}, closing: map[uint32]bool{}}
 }
 
-// Payload offsets (IPMI 2.0 Tables 13-10 and 13-13).
+// Payload offsets (IPMI 2.0 Tables 13-9, 13-10 and 13-14).
 const (
-	openSessionRespStatusOff = 1 // status code
-	openSessionRespBMCIDOff  = 8 // managed system session ID
-	rakp3BMCIDOff            = 4 // managed system session ID
+	openSessionReqLen         = 32 // tag, privilege, reserved, console ID, three algorithm payloads
+	openSessionRespStatusOff  = 1  // status code
+	openSessionRespConsoleOff = 4  // remote console session ID
+	openSessionRespBMCIDOff   = 8  // managed system session ID
+	rakp4StatusOff            = 1
+	rakp4ConsoleOff           = 4 // remote console session ID
 )
 
-// inbound looks at a datagram go-ipmi is about to handle: an Open Session
-// request first gets room made for it; a RAKP 3 marks its session
-// established.
+// inbound looks at a datagram go-ipmi is about to handle: a well-formed
+// Open Session request first gets room made for it.
 func (t *sessionTable) inbound(pkt []byte, from net.Addr) {
-	switch payloadType(pkt) {
-	case uint8(types.PayloadTypeRmcpOpenSessionRequest):
-		t.makeRoom(sourceIP(from))
-	case uint8(types.PayloadTypeRAKPMessage3):
-		if p := rmcppPayload(pkt); len(p) >= rakp3BMCIDOff+4 {
-			t.established(binary.LittleEndian.Uint32(p[rakp3BMCIDOff:]))
-		}
+	if payloadType(pkt) != uint8(types.PayloadTypeRmcpOpenSessionRequest) {
+		return
 	}
+	if len(rmcppPayload(pkt)) < openSessionReqLen {
+		return // go-ipmi refuses it: it takes no slot, so it frees none
+	}
+	t.makeRoom(sourceIP(from))
 }
 
 // outbound looks at a datagram go-ipmi sends: a successful Open Session
-// response names a new pending session and the address it belongs to.
+// response names a new pending session and the client it belongs to; a
+// successful RAKP 4 (sent only once the client's RAKP 3 proved it knows
+// the password) establishes it.
 func (t *sessionTable) outbound(pkt []byte, to net.Addr) {
-	if payloadType(pkt) != uint8(types.PayloadTypeRmcpOpenSessionResponse) {
+	pt := payloadType(pkt)
+	if pt != uint8(types.PayloadTypeRmcpOpenSessionResponse) && pt != uint8(types.PayloadTypeRAKPMessage4) {
 		return
 	}
 	p := rmcppPayload(pkt)
-	if len(p) < openSessionRespBMCIDOff+4 || p[openSessionRespStatusOff] != 0 {
-		return
-	}
-	id := binary.LittleEndian.Uint32(p[openSessionRespBMCIDOff:])
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.active[id]; !ok {
-		t.pending[id] = pendingLogin{ip: sourceIP(to), at: t.now()}
+	switch {
+	case pt == uint8(types.PayloadTypeRmcpOpenSessionResponse):
+		if len(t.opening) > 0 {
+			t.opening = t.opening[1:]
+		}
+		if len(p) < openSessionRespBMCIDOff+4 || p[openSessionRespStatusOff] != 0 {
+			return
+		}
+		id := binary.LittleEndian.Uint32(p[openSessionRespBMCIDOff:])
+		if _, ok := t.active[id]; !ok {
+			t.pending[id] = pendingLogin{addr: to.String(), ip: sourceIP(to),
+				consoleID: binary.LittleEndian.Uint32(p[openSessionRespConsoleOff:]), at: t.now()}
+		}
+	case len(p) >= rakp4ConsoleOff+4 && p[rakp4StatusOff] == 0:
+		console, addr := binary.LittleEndian.Uint32(p[rakp4ConsoleOff:]), to.String()
+		for id, pl := range t.pending {
+			if pl.addr == addr && pl.consoleID == console {
+				delete(t.pending, id)
+				t.active[id] = &sessionActive{last: t.now()}
+			}
+		}
 	}
 }
 
@@ -118,21 +152,33 @@ func rmcppPayload(pkt []byte) []byte {
 	return payload
 }
 
-// established marks a session whose client sent RAKP 3.
-func (t *sessionTable) established(id uint32) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.pending[id]; !ok {
-		return // not a login this table saw start
-	}
-	delete(t.pending, id)
-	t.active[id] = &sessionActive{last: t.now()}
+// middleware brackets every command of an RMCP+ session with begin and
+// end; a command of a session closed to make room is not executed.
+func (t *sessionTable) middleware(next handlers.Handler) handlers.Handler {
+	return handlers.HandlerFunc(func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
+		if hctx == nil || hctx.Session == nil {
+			return next.Handle(ctx, hctx, req)
+		}
+		id := hctx.Session.BMCID
+		if !t.begin(id) {
+			return nil, types.CodeNodeBusy, nil
+		}
+		defer t.end(id)
+		return next.Handle(ctx, hctx, req)
+	})
 }
 
-// begin and end bracket a command of an established session.
-func (t *sessionTable) begin(id uint32) {
+// begin records a command of an established session; false means the
+// session is being closed or is gone.
+func (t *sessionTable) begin(id uint32) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closing[id] {
+		return false
+	}
+	if _, err := t.store.Get(id); err != nil {
+		return false
+	}
 	a, ok := t.active[id]
 	if !ok {
 		a = &sessionActive{}
@@ -141,6 +187,7 @@ func (t *sessionTable) begin(id uint32) {
 	}
 	a.inFlight++
 	a.last = t.now()
+	return true
 }
 
 func (t *sessionTable) end(id uint32) {
@@ -152,38 +199,46 @@ func (t *sessionTable) end(id uint32) {
 	}
 }
 
-// middleware brackets every command of an RMCP+ session with begin and end.
-func (t *sessionTable) middleware(next handlers.Handler) handlers.Handler {
-	return handlers.HandlerFunc(func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
-		if hctx == nil || hctx.Session == nil {
-			return next.Handle(ctx, hctx, req)
-		}
-		id := hctx.Session.BMCID
-		t.begin(id)
-		defer t.end(id)
-		return next.Handle(ctx, hctx, req)
-	})
-}
-
 // forget drops a session that left go-ipmi's store.
 func (t *sessionTable) forget(id uint32) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.pending, id)
 	delete(t.active, id)
+	delete(t.closing, id)
 }
 
 // makeRoom frees a slot for a login from ip, if it needs one.
 func (t *sessionTable) makeRoom(ip string) {
-	t.mu.Lock()
-	victim, why := t.victimLocked(ip)
-	t.mu.Unlock()
-	if why == "" {
-		return
-	}
-	// Close fires the store's removal hook, which calls forget.
-	if err := t.store.Close(victim); err == nil {
-		t.log.Info("session closed to admit a new login", "reason", why, "from", ip)
+	t.store.EvictExpired() // sessions past their timeout free their slots first
+	for range maxCloseTries {
+		t.mu.Lock()
+		victim, why := t.victimLocked(ip)
+		if why != "" {
+			t.closing[victim] = true
+		} else {
+			t.opening = append(t.opening, t.now())
+		}
+		t.mu.Unlock()
+		if why == "" {
+			return
+		}
+		// Close fires the store's removal hook, which calls forget.
+		err := t.store.Close(victim)
+		switch {
+		case err == nil:
+			t.log.Info("session closed to admit a new login", "reason", why, "from", ip)
+			t.mu.Lock()
+			t.opening = append(t.opening, t.now())
+			t.mu.Unlock()
+			return
+		case errors.Is(err, gobmc.ErrNoSession):
+			t.forget(victim) // gone already (expired meanwhile): pick again
+		default:
+			t.forget(victim)
+			t.log.Warn("closing a session to admit a new login failed", "from", ip, "err", err)
+			return
+		}
 	}
 }
 
@@ -193,12 +248,17 @@ func (t *sessionTable) makeRoom(ip string) {
 // Nothing is closed while the table has room: many clients logging in at
 // once from one address (Ironic's conductor runs its power sync with a
 // pool of workers, each an ipmitool of its own) is normal. When it is full
-// and logins are unfinished, the address holding the most of them loses
-// its oldest, so a flood of Open Session requests only ever recycles its
-// own slots (go-ipmi alone would evict the oldest pending session of
-// anyone: a real client's, between its Open Session and its RAKP 1).
+// (counting logins whose Open Session is being handled) and logins are
+// unfinished, the address holding the most of them loses its oldest, so a
+// flood of Open Session requests only ever recycles its own slots (go-ipmi
+// alone would evict the oldest pending session of anyone: a real client's,
+// between its Open Session and its RAKP 1).
 func (t *sessionTable) victimLocked(ip string) (uint32, string) {
-	if t.store.Count() < t.store.Cap() {
+	now := t.now()
+	for len(t.opening) > 0 && now.Sub(t.opening[0]) > openingTimeout {
+		t.opening = t.opening[1:] // dropped by go-ipmi without an answer
+	}
+	if t.store.Count()+len(t.opening)-len(t.closing) < t.store.Cap() {
 		return 0, ""
 	}
 	type holder struct {
@@ -207,8 +267,10 @@ func (t *sessionTable) victimLocked(ip string) (uint32, string) {
 		at     time.Time
 	}
 	byIP := map[string]*holder{}
-	var top *holder
 	for id, p := range t.pending {
+		if t.closing[id] {
+			continue
+		}
 		h := byIP[p.ip]
 		if h == nil {
 			h = &holder{oldest: id, at: p.at}
@@ -218,21 +280,23 @@ func (t *sessionTable) victimLocked(ip string) (uint32, string) {
 		if p.at.Before(h.at) {
 			h.oldest, h.at = id, p.at
 		}
-		if top == nil || h.n > top.n || (h.n == top.n && p.ip == ip) {
+	}
+	var top *holder
+	for _, h := range byIP {
+		if top == nil || h.n > top.n || (h.n == top.n && h.at.Before(top.at)) {
 			top = h
 		}
 	}
 	if top != nil {
 		return top.oldest, "session table full; closed the oldest unfinished login of the address holding the most"
 	}
-	now := t.now()
 	var (
 		idlest uint32
 		found  bool
 		since  time.Time
 	)
 	for id, a := range t.active {
-		if a.inFlight > 0 || now.Sub(a.last) < t.evictIdle || t.sol.InstanceBySession(id) != nil {
+		if t.closing[id] || a.inFlight > 0 || now.Sub(a.last) < t.evictIdle || t.sol.InstanceBySession(id) != nil {
 			continue
 		}
 		if !found || a.last.Before(since) {

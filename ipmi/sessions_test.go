@@ -67,11 +67,17 @@ func dialFrom(t *testing.T, n *testNode, ip string) *net.UDPConn {
 // exchange sends pkt and returns the answer, or nil after a second.
 func exchange(t *testing.T, c *net.UDPConn, pkt []byte) []byte {
 	t.Helper()
+	return exchangeWait(t, c, pkt, time.Second)
+}
+
+// exchangeWait is exchange with a wait of its own.
+func exchangeWait(t *testing.T, c *net.UDPConn, pkt []byte, wait time.Duration) []byte {
+	t.Helper()
 	if _, err := c.Write(pkt); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 1024)
-	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(wait))
 	k, err := c.Read(buf)
 	if err != nil {
 		return nil
@@ -81,13 +87,15 @@ func exchange(t *testing.T, c *net.UDPConn, pkt []byte) []byte {
 
 // TestOpenSessionFloodCannotPushOutALogin: a real client has opened a
 // session and is about to send RAKP 1 when another address floods the BMC
-// with Open Session requests (no credentials needed), far more than the
-// table holds. go-ipmi on its own evicts the oldest pending session for
+// with Open Session requests (no credentials needed), each followed by a
+// forged RAKP 3, far more than the table holds. go-ipmi on its own evicts the oldest pending session for
 // each, the real client's first; here the flood only recycles its own
 // slots, and the real login completes. Meanwhile ipmitool logins from
 // elsewhere all succeed.
 func TestOpenSessionFloodCannotPushOutALogin(t *testing.T) {
-	n := startNode(t)
+	// The forged RAKP 3s are failed logins: the throttle would block the
+	// flood's address after 10 and the table would never fill.
+	n := startNodeWith(t, ipmi.Options{AuthFailureLimit: 1 << 20})
 	real := dialFrom(t, n, "127.0.0.1")
 	resp := payloadOf(exchange(t, real, openSessionRequest(0xA0A2A3A4)), types.PayloadTypeRmcpOpenSessionResponse)
 	if len(resp) < 12 || resp[1] != 0 {
@@ -98,9 +106,16 @@ func TestOpenSessionFloodCannotPushOutALogin(t *testing.T) {
 	flood := dialFrom(t, n, "127.0.0.2")
 	answered := 0
 	for i := range 5 * ipmi.DefaultMaxSessions {
-		if payloadOf(exchange(t, flood, openSessionRequest(uint32(i+1))), types.PayloadTypeRmcpOpenSessionResponse) != nil {
-			answered++
+		open := payloadOf(exchange(t, flood, openSessionRequest(uint32(i+1))), types.PayloadTypeRmcpOpenSessionResponse)
+		if len(open) < 12 {
+			continue
 		}
+		answered++
+		// A forged RAKP 3, too short to check: it must not count as a
+		// finished login (which would leave the real client's handshake
+		// the only unfinished one, and the one to go).
+		forged := append([]byte{0x03, 0, 0, 0}, open[8:12]...)
+		exchangeWait(t, flood, rmcppDatagram(types.PayloadTypeRAKPMessage3, forged), 200*time.Millisecond)
 	}
 	if answered < 4*ipmi.DefaultMaxSessions {
 		t.Fatalf("only %d of the flood's Open Session requests were answered: the test proves nothing", answered)
