@@ -54,16 +54,26 @@ var ErrAuth = errors.New("libvirt authentication failed")
 // the stream to use from then on: nc itself, or nc under the SASL security
 // layer. It gives up when ctx ends.
 func authenticate(ctx context.Context, nc net.Conn, u *URI, creds Credentials) (net.Conn, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		if err := nc.SetDeadline(dl); err == nil {
-			defer nc.SetDeadline(time.Time{})
-		} else {
-			// An SSH channel (qemu+ssh) has no deadlines ("ssh: tcpChan:
-			// deadline not supported"): close the stream if ctx ends first.
-			stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
-			defer stop()
-		}
+	if dl, ok := ctx.Deadline(); ok && nc.SetDeadline(dl) == nil {
+		defer nc.SetDeadline(time.Time{})
+		return authPhase(nc, u, creds)
 	}
+	// A stream without deadlines (an SSH channel, qemu+ssh: "ssh: tcpChan:
+	// deadline not supported") is closed if ctx ends first.
+	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
+	secured, err := authPhase(nc, u, creds)
+	if !stop() {
+		// ctx ended and the stream is closed, whatever the phase said.
+		if err == nil {
+			err = errors.New("stream closed")
+		}
+		return nil, fmt.Errorf("authentication phase: %w: %v", ctx.Err(), err)
+	}
+	return secured, err
+}
+
+// authPhase runs the calls of the authentication phase on nc.
+func authPhase(nc net.Conn, u *URI, creds Credentials) (net.Conn, error) {
 	r := &authRPC{nc: nc}
 	types, err := r.authList()
 	if err != nil {

@@ -20,6 +20,10 @@ const consolePoll = time.Second
 // waiting for its console stream; after that it runs without it.
 const consoleOpenWait = 5 * time.Second
 
+// resumeMargin is the time kept, within a caller's deadline, for resuming
+// the domain once the console wait is over.
+const resumeMargin = 500 * time.Millisecond
+
 // console is a domain's serial console as its BMC sees it: a libvirt
 // console stream kept open while the domain runs, feeding a bounded buffer,
 // so that output written while no client is attached (a boot after a power
@@ -66,7 +70,7 @@ func (c *console) typed(p []byte) {
 // domain starts paused, the stream is opened, and the guest resumed then.
 // A driver that cannot start a domain paused (the test driver) starts it
 // running, the stream following as fast as it can.
-func (c *console) boot(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+func (c *console) boot(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Domain) error {
 	if _, err := lv.DomainCreateWithFlags(dom, uint32(libvirt.DomainStartPaused)); err != nil {
 		var le libvirt.Error
 		if !errors.As(err, &le) || (le.Code != uint32(libvirt.ErrInvalidArg) && le.Code != uint32(libvirt.ErrNoSupport)) {
@@ -83,20 +87,47 @@ func (c *console) boot(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 	c.waiters = append(c.waiters, opened)
 	c.mu.Unlock()
 	c.want()
-	timer := time.NewTimer(consoleOpenWait)
+	// The guest waits for its console at most consoleOpenWait, and never
+	// so long that the caller's deadline passes before it is resumed.
+	wait := consoleOpenWait
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)-resumeMargin)
+	}
+	timer := time.NewTimer(max(wait, 0))
 	defer timer.Stop()
 	select {
 	case <-opened:
 	case <-c.stop:
+	case <-ctx.Done():
 	case <-timer.C:
-		c.d.log.Warn("console stream not open in time; the guest starts without it", "waited", consoleOpenWait)
+		c.d.log.Warn("console stream not open in time; the guest starts without it", "waited", wait)
 	}
 	if err := lv.DomainResume(dom); err != nil {
-		// Never leave the domain paused half-started: power on failed.
-		_ = lv.DomainDestroy(dom)
-		return fmt.Errorf("resume after opening the console: %w", err)
+		return c.undoPausedStart(lv, dom, err)
 	}
 	return nil
+}
+
+// errResume marks a power on whose paused domain could not be resumed.
+var errResume = errors.New("resume after opening the console")
+
+// undoPausedStart handles a failed resume: a domain still paused is
+// destroyed (never left half-started, looking powered on); one that runs
+// (resumed by someone else meanwhile) is left alone.
+func (c *console) undoPausedStart(lv *libvirt.Libvirt, dom libvirt.Domain, cause error) error {
+	state, _, err := lv.DomainGetState(dom, 0)
+	switch {
+	case err == nil && libvirt.DomainState(state) == libvirt.DomainRunning:
+		return nil
+	case err == nil && libvirt.DomainState(state) == libvirt.DomainPaused:
+		if derr := lv.DomainDestroy(dom); derr != nil {
+			return fmt.Errorf("%w: %w; destroying the paused domain failed too: %w", errResume, cause, derr)
+		}
+		return fmt.Errorf("%w: %w (the domain was powered off again)", errResume, cause)
+	case err != nil:
+		return fmt.Errorf("%w: %w; its state is unknown: %w", errResume, cause, err)
+	}
+	return fmt.Errorf("%w: %w", errResume, cause)
 }
 
 // want makes sure the stream loop runs, and wakes it if it waits for the

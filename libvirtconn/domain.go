@@ -184,13 +184,13 @@ func powerOf(on bool) bmc.PowerState {
 // PowerOn starts the domain (nothing when it runs).
 func (d *Domain) PowerOn(ctx context.Context) error {
 	return d.exclusive(ctx, "power on", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		return d.startLocked(lv, dom)
+		return d.startLocked(ctx, lv, dom)
 	})
 }
 
 // startLocked starts a domain that is off, then consumes a pending
 // next-boot override: the domain has booted with it.
-func (d *Domain) startLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+func (d *Domain) startLocked(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Domain) error {
 	version := d.conn.states.version(d.ref)
 	on, err := domainOn(lv, dom)
 	if err != nil || on {
@@ -207,8 +207,8 @@ func (d *Domain) startLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return err
 	}
 	// Capture the boot from its first line, for a SOL client to come.
-	if err := d.console.boot(lv, dom); err != nil {
-		if on, _ := domainOn(lv, dom); on {
+	if err := d.console.boot(ctx, lv, dom); err != nil {
+		if on, _ := domainOn(lv, dom); on && !errors.Is(err, errResume) {
 			return nil // started meanwhile by someone else
 		}
 		return err
@@ -265,7 +265,7 @@ func (d *Domain) Reset(ctx context.Context) error {
 			return bmc.ErrPoweredOff
 		}
 		if d.dirtyID == dom.ID || (d.oneShot != nil && d.oneShot.setID == dom.ID) {
-			return d.restartLocked(lv, dom)
+			return d.restartLocked(ctx, lv, dom)
 		}
 		return lv.DomainReset(dom, 0)
 	})
@@ -274,15 +274,15 @@ func (d *Domain) Reset(ctx context.Context) error {
 // PowerCycle turns the domain off (when on) and on again.
 func (d *Domain) PowerCycle(ctx context.Context) error {
 	return d.exclusive(ctx, "power cycle", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		return d.restartLocked(lv, dom)
+		return d.restartLocked(ctx, lv, dom)
 	})
 }
 
-func (d *Domain) restartLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+func (d *Domain) restartLocked(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Domain) error {
 	if err := stopDomain(lv, dom); err != nil {
 		return err
 	}
-	return d.startLocked(lv, dom)
+	return d.startLocked(ctx, lv, dom)
 }
 
 // DiagnosticInterrupt injects an NMI into a running domain.
