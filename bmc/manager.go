@@ -97,7 +97,7 @@ func (m *Manager) UseStore(s *Store) { m.store = s }
 func (m *Manager) Add(n Node) error {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
-	return m.add(n, false, false)
+	return m.add(n, false, false, true)
 }
 
 // AddReadOnly registers a node of a fleet file: listed, not persisted, not
@@ -105,10 +105,12 @@ func (m *Manager) Add(n Node) error {
 func (m *Manager) AddReadOnly(n Node) error {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
-	return m.add(n, false, true)
+	return m.add(n, false, true, false)
 }
 
-func (m *Manager) add(n Node, active, readOnly bool) error {
+// add registers a node; persist writes its file (not for a fleet file's
+// nodes, nor for nodes restored from their files).
+func (m *Manager) add(n Node, active, readOnly, persist bool) error {
 	n.ApplyDefaults()
 	m.mu.Lock()
 	if _, ok := m.nodes[n.Name]; ok {
@@ -124,7 +126,7 @@ func (m *Manager) add(n Node, active, readOnly bool) error {
 	if err := ValidateFleet(append(fleet, n)); err != nil {
 		return err
 	}
-	if !readOnly && m.store != nil {
+	if persist && m.store != nil {
 		if err := m.store.Save(StoredNode{Node: n, Active: active}); err != nil {
 			return err
 		}
@@ -144,7 +146,7 @@ func (m *Manager) Restore(ctx context.Context) []error {
 	stored, errs := m.store.LoadAll()
 	for _, sn := range stored {
 		m.opMu.Lock()
-		err := m.add(sn.Node, sn.Active, false)
+		err := m.add(sn.Node, sn.Active, false, false) // its file is there: nothing to write
 		m.opMu.Unlock()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("restore %q: %w", sn.Node.Name, err))

@@ -96,8 +96,9 @@ func (e *env) startForeground() (stop func()) {
 // TestConfigDirFullOrReadOnly: with the config directory full, then
 // read-only, every change is refused with the cause named, and nothing is
 // lost: the BMC files stay as they were, the running BMC keeps answering, a
-// refused stop or delete leaves it running, and once the directory is
-// writable again changes work and a restart restores the fleet.
+// refused stop or delete leaves it running, a restart on the full disk
+// brings it back, and once the directory is writable again changes work and
+// a restart restores the fleet.
 func TestConfigDirFullOrReadOnly(t *testing.T) {
 	e := newEnv(t)
 	mountTmpfs(t, e.dir, "2m")
@@ -151,6 +152,15 @@ func TestConfigDirFullOrReadOnly(t *testing.T) {
 				t.Errorf("%s: vbmc %s: the error does not name the cause (%q) and the directory:\n%s", c.name, args[0], c.cause, errOut)
 			}
 			stillServing(c.name + ": after vbmc " + args[0])
+		}
+		if c.name == "full" {
+			// vbmcd restarted on a full disk brings back what its files say.
+			stop()
+			stop = e.startForeground()
+			testtool.Eventually(t, 10*time.Second, "keep running after a restart on a full disk", func() bool {
+				return e.listed()["keep"]["Status"] == "running"
+			})
+			stillServing("restarted on a full disk")
 		}
 		undo()
 	}
