@@ -59,6 +59,8 @@ type Server struct {
 	srv     *server.Server
 	log     *slog.Logger
 	closing sync.Once
+	// unregister takes the node out of the shared handler registry.
+	unregister func()
 }
 
 // New binds the node's UDP listener and prepares its BMC; Serve starts
@@ -102,15 +104,6 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("node %q: %w", node.Name, err)
 	}
 
-	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout}
-	reg := handlers.NewRegistry()
-	reg.Use(recoverMiddleware(log))
-	reg.Use(traceMiddleware(log))
-	reg.Use(replay.middleware)
-	reg.Use(sessions.middleware)
-	handlers.RegisterAllHandlers(reg)
-	h.register(reg)
-
 	addr, err := net.ResolveUDPAddr("udp", node.ListenAddr())
 	if err != nil {
 		return nil, fmt.Errorf("node %q: resolve %s: %w", node.Name, node.ListenAddr(), err)
@@ -119,31 +112,41 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %q: listen on %s: %w", node.Name, node.ListenAddr(), err)
 	}
+	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout}
+	unregister := registerNode(state, h, recoverMiddleware(log), traceMiddleware(log), replay.middleware, sessions.middleware)
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
-	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(reg))
-	return &Server{node: node, conn: udp, srv: srv, log: log}, nil
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(sharedRegistry()))
+	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister}, nil
 }
 
 // Addr is the address the listener is bound to (with the real port when the
 // node asked for port 0).
 func (s *Server) Addr() *net.UDPAddr { return s.conn.LocalAddr().(*net.UDPAddr) }
 
-// Serve answers IPMI requests until ctx ends or Close is called.
+// Serve answers IPMI requests until ctx ends or Close is called; the
+// server is closed when it returns.
 func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
 	defer stop()
 	err := s.srv.Serve(ctx)
+	// However serving ended, the node is done: once Serve returns it is
+	// closed and out of the shared registry (Close runs once; a Close
+	// under way elsewhere is waited for).
+	cerr := s.Close()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("node %q: serve: %w", s.node.Name, err)
 	}
-	return nil
+	return cerr
 }
 
 // Close stops the listener; Serve returns.
 func (s *Server) Close() error {
 	var err error
-	s.closing.Do(func() { err = s.srv.Close() })
+	s.closing.Do(func() {
+		err = s.srv.Close()
+		s.unregister()
+	})
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("node %q: close: %w", s.node.Name, err)
 	}
@@ -231,20 +234,6 @@ var goipmiDefaults = sync.OnceValue(func() *handlers.Registry {
 	handlers.RegisterAllHandlers(r)
 	return r
 })
-
-func (h *nodeHandlers) register(reg *handlers.Registry) {
-	defaults := goipmiDefaults()
-	reg.RegisterFunc(types.CommandGetSessionChallenge, h.getSessionChallenge(registered(defaults, types.CommandGetSessionChallenge)))
-	reg.RegisterFunc(types.CommandActivateSession, h.activateSession)
-	reg.RegisterFunc(types.CommandChassisControl, h.retransmits.wrap(h.chassisControl))
-	reg.RegisterFunc(types.CommandGetChassisStatus, h.chassisStatus)
-	reg.RegisterFunc(types.CommandSetSystemBootOptions, requireOperator(handlers.HandlerFunc(h.setBootOptions)))
-	reg.RegisterFunc(types.CommandChassisIdentify, requireOperator(registered(defaults, types.CommandChassisIdentify)))
-	reg.RegisterFunc(types.CommandGetSystemBootOptions, h.getBootOptions)
-	reg.RegisterFunc(types.CommandGetSystemGUID, h.systemGUID)
-	reg.RegisterFunc(types.CommandColdReset, h.bmcReset)
-	reg.RegisterFunc(types.CommandWarmReset, h.bmcReset)
-}
 
 // opContext bounds one machine operation.
 func (h *nodeHandlers) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
