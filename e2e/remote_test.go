@@ -237,7 +237,7 @@ func TestRemoteConnectionsPooledAndReconnected(t *testing.T) {
 			for _, n := range nodes {
 				mustContain(t, n.must("power", "status"), "Chassis Power is on")
 			}
-			if d := c.Dials.Load(); d != 1 {
+			if d := c.Connects.Load(); d != 1 {
 				t.Fatalf("%d logins for %d BMCs, want 1", d, len(nodes))
 			}
 			r.Stop()
@@ -252,8 +252,8 @@ func TestRemoteConnectionsPooledAndReconnected(t *testing.T) {
 					return err == nil && strings.Contains(out, "Chassis Power is on")
 				})
 			}
-			if d := c.Dials.Load(); d != 2 {
-				t.Fatalf("%d logins after one restart, want 2", d)
+			if d := c.Connects.Load(); d != 2 {
+				t.Fatalf("%d logins after one restart, want 2 (%d connection attempts)", d, c.Dials.Load())
 			}
 		})
 	}

@@ -74,6 +74,9 @@ type Conn struct {
 	SSHDials atomic.Int64
 	// Calls counts libvirt calls made through Do.
 	Calls atomic.Int64
+	// Connects counts connections established (transport, login and
+	// driver opened).
+	Connects atomic.Int64
 }
 
 // CheckBackend validates a node's libvirt URI without connecting, so that a
@@ -136,6 +139,7 @@ func (c *Conn) maintain() {
 			continue
 		}
 		backoff = backoffMin
+		c.Connects.Add(1)
 		c.log.Info("libvirt connected")
 		select {
 		case <-c.stop:
