@@ -23,26 +23,6 @@ import (
 	"github.com/govbmc/govbmc/libvirtconn"
 )
 
-// slowDomainXML is a 64 MiB diskless VM (SeaBIOS finds nothing to boot and
-// waits): enough for libvirt to start a real QEMU.
-const slowDomainXML = `<domain type='%[2]s'>
-  <name>%[1]s</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <boot dev='hd'/>
-  </os>
-</domain>`
-
-// benchVirtType is kvm when /dev/kvm is there, else qemu (TCG).
-func benchVirtType() string {
-	if _, err := os.Stat("/dev/kvm"); err == nil {
-		return "kvm"
-	}
-	return "qemu"
-}
-
 // removeDomain destroys (when running) and undefines a domain, if defined.
 func removeDomain(conn *libvirtconn.Conn, name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -147,7 +127,7 @@ func TestSlowLibvirtOperation(t *testing.T) {
 	otherName := fmt.Sprintf("%s%d", otherPrefix, os.Getpid())
 	for _, name := range []string{slowName, otherName} {
 		name := name
-		doc := fmt.Sprintf(slowDomainXML, name, benchVirtType())
+		doc := fmt.Sprintf(testtool.ConsoleDomainXML, name, testtool.VirtType())
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err := watch.Do(ctx, func(lv *libvirt.Libvirt) error { _, err := lv.DomainDefineXML(doc); return err })
 		cancel()
@@ -313,7 +293,7 @@ func TestSlowLibvirtOperation(t *testing.T) {
 		"libvirt reported the slow domain running %v after the power on was sent; the power on itself answered %s after %v (the BMC's operation timeout is %v: past it the answer is 0xC0, node busy, and the start goes on). "+
 		"The last row is not a target: a BMC whose connection has not followed the domain yet (the first status after vbmcd starts, or while libvirt's events do not flow) asks libvirtd, and libvirtd answers a look-up of the domain only once the start releases the domain's lock.\n\n"+
 		"Reproduce: `scripts/prepare-test-host.sh && GOVBMC_BENCH=full go test -count=1 -v -run TestSlowLibvirtOperation ./bench` (as root). By hand: two domains, one named `govbmc-slow-…`, a BMC for each (`vbmc add`, `vbmc start`), `ipmitool … power on` to the slow one and meanwhile `ipmiload --targets 127.0.0.1:P -c 1 -n 1000000 -d 5s` against each.\n",
-		benchVirtType(), "/etc/libvirt/hooks/qemu", row("the same node (power on in flight)", same), row("another node, same libvirt connection", others),
+		testtool.VirtType(), "/etc/libvirt/hooks/qemu", row("the same node (power on in flight)", same), row("another node, same libvirt connection", others),
 		row("the same node, first status through a connection new to it (one session, 10 s client timeout)", first),
 		running.Round(time.Millisecond), answer, on.took.Round(time.Millisecond), ipmi.DefaultOpTimeout))
 }

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,24 +30,6 @@ const qemuDomain = `<domain type='%[2]s'>
     <graphics type='vnc' port='-1' listen='127.0.0.1' passwd='vncsecr8'/>
   </devices>
 </domain>`
-
-// virtType is kvm when libvirt's qemu user can open /dev/kvm (through the
-// kvm group or everyone), else qemu (TCG).
-func virtType() string {
-	fi, err := os.Stat("/dev/kvm")
-	if err != nil {
-		return "qemu"
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	kvm, gerr := user.LookupGroup("kvm")
-	switch {
-	case fi.Mode().Perm()&0o006 == 0o006:
-		return "kvm"
-	case ok && gerr == nil && fmt.Sprint(st.Gid) == kvm.Gid && fi.Mode().Perm()&0o060 == 0o060:
-		return "kvm"
-	}
-	return "qemu"
-}
 
 // serialLog is a file qemu may write, in a directory the test removes.
 func serialLog(t *testing.T) string {
@@ -98,7 +77,7 @@ func TestQemuPowerAndPXEBoot(t *testing.T) {
 	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	define(t, c, name, qemuDomain, virtType(), logPath, blank)
+	define(t, c, name, qemuDomain, testtool.VirtType(), logPath, blank)
 	n := serveDomain(t, c, name)
 
 	// PXE, next boot only.
@@ -176,7 +155,7 @@ func TestPowerStatusDuringSlowStart(t *testing.T) {
 	testtool.RequireSlowStartHook(t)
 	c := get(t, pool(t), "qemu:///system")
 	name := testtool.SlowStartPrefix + domainName(t, "")
-	define(t, c, name, consoleDomain, virtType())
+	define(t, c, name, testtool.ConsoleDomainXML, testtool.VirtType())
 	n := serveDomain(t, c, name)
 
 	powered := make(chan error, 1)

@@ -13,24 +13,6 @@ import (
 	"github.com/govbmc/govbmc/internal/testtool"
 )
 
-// consoleDomain is a 64 MiB diskless VM whose SeaBIOS talks on a pty serial
-// console and waits 10 s in its boot menu prompt.
-const consoleDomain = `<domain type='%[2]s'>
-  <name>%[1]s</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <boot dev='hd'/>
-    <bootmenu enable='yes' timeout='10000'/>
-    <bios useserial='yes'/>
-  </os>
-  <devices>
-    <serial type='pty'><target port='0'/></serial>
-    <console type='pty'><target type='serial' port='0'/></console>
-  </devices>
-</domain>`
-
 // sol runs Ironic's `ipmitool … -f PWFILE sol activate` under a pty.
 func (n *node) sol(t *testing.T) *testtool.SOL {
 	t.Helper()
@@ -44,7 +26,7 @@ func (n *node) sol(t *testing.T) *testtool.SOL {
 func solBootMenu(t *testing.T, uri string) {
 	c := get(t, pool(t), uri)
 	name := domainName(t, "")
-	define(t, c, name, consoleDomain, virtType())
+	define(t, c, name, testtool.ConsoleDomainXML, testtool.VirtType())
 	n := serveDomain(t, c, name)
 	n.must("power", "on")
 	time.Sleep(300 * time.Millisecond) // the boot starts with nobody attached
@@ -85,7 +67,7 @@ func TestSOLCyclesOnQemuLeakNothing(t *testing.T) {
 	testtool.Require(t, "qemu-system-x86_64")
 	c := get(t, pool(t), "qemu:///system")
 	name := domainName(t, "")
-	define(t, c, name, consoleDomain, virtType())
+	define(t, c, name, testtool.ConsoleDomainXML, testtool.VirtType())
 	n := serveDomain(t, c, name)
 	n.must("power", "on")
 	port, _ := strconv.Atoi(n.port)

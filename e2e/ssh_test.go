@@ -93,7 +93,7 @@ func qemuNodeOverSSH(t *testing.T) (*testtool.Sshd, *libvirtconn.Conn, string, *
 	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	define(t, c, name, qemuDomain, virtType(), logPath, blank)
+	define(t, c, name, qemuDomain, testtool.VirtType(), logPath, blank)
 	n := serveDomain(t, c, name)
 	mustContain(t, n.must("power", "status"), "Chassis Power is off")
 	return sshd, c, name, n

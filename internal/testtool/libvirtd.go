@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,6 +44,43 @@ func SystemLibvirtd(t testing.TB) string {
 	}
 	return SystemLibvirtSocket
 }
+
+// VirtType is the domain type for a test VM: kvm when libvirt's qemu user can open /dev/kvm (through the
+// kvm group or everyone), else qemu (TCG).
+func VirtType() string {
+	fi, err := os.Stat("/dev/kvm")
+	if err != nil {
+		return "qemu"
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	kvm, gerr := user.LookupGroup("kvm")
+	switch {
+	case fi.Mode().Perm()&0o006 == 0o006:
+		return "kvm"
+	case ok && gerr == nil && fmt.Sprint(st.Gid) == kvm.Gid && fi.Mode().Perm()&0o060 == 0o060:
+		return "kvm"
+	}
+	return "qemu"
+}
+
+// ConsoleDomainXML is a domain template (%[1]s its name, %[2]s its type:
+// VirtType) for tests: a 64 MiB diskless VM whose SeaBIOS talks on a pty serial
+// console and waits 10 s in its boot menu prompt.
+const ConsoleDomainXML = `<domain type='%[2]s'>
+  <name>%[1]s</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <boot dev='hd'/>
+    <bootmenu enable='yes' timeout='10000'/>
+    <bios useserial='yes'/>
+  </os>
+  <devices>
+    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+  </devices>
+</domain>`
 
 // SlowStartPrefix names the domains whose start the libvirt qemu hook that
 // scripts/prepare-test-host.sh installs holds for 3 s.
