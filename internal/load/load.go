@@ -201,7 +201,8 @@ const (
 )
 
 func session(ctx context.Context, cfg Config, t Target, framing *atomic.Int32) error {
-	conn, err := net.Dial("udp", t.String())
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "udp", t.String())
 	if err != nil {
 		return fmt.Errorf("%s: %w", t, err)
 	}
