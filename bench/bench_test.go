@@ -202,11 +202,12 @@ func TestFleetScale(t *testing.T) {
 }
 
 // TestSessionRate: sessions per second on one BMC, govbmc against go-ipmi's
-// reference server (goipmi-server) and OpenIPMI's ipmi_sim, same client,
-// same settings, same machine.
+// reference server (goipmi-server), OpenIPMI's ipmi_sim and pyghmi's
+// fakebmc (VirtualBMC's engine), same client, same settings, same machine.
 func TestSessionRate(t *testing.T) {
 	ipmitool := testtool.Require(t, "ipmitool")
 	sim := testtool.Require(t, "ipmi_sim")
+	fakebmc := testtool.Require(t, "fakebmc")
 	bin, err := binDir()
 	if err != nil {
 		t.Fatal(err)
@@ -234,34 +235,52 @@ func TestSessionRate(t *testing.T) {
 	defer func() { _ = ref.Process.Kill(); _ = ref.Wait() }()
 	testtool.Eventually(t, 20*time.Second, "goipmi-server listening", func() bool { return strings.Contains(rl.String(), "listening") })
 	simAlive := startIPMISim(t, sim, 31902)
+	// pyghmi's fakebmc: the IPMI engine VirtualBMC is built on, one
+	// process per BMC as VirtualBMC runs them.
+	pyg := exec.Command(fakebmc, "--port", "31903")
+	pl := &testtool.Buffer{}
+	pyg.Stdout, pyg.Stderr = pl, pl
+	if err := pyg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pyg.Process.Kill(); _ = pyg.Wait() }()
+	testtool.Eventually(t, 20*time.Second, "pyghmi fakebmc answering", func() bool {
+		c := cfg(31903)
+		c.Sessions, c.Concurrency = 1, 1
+		return load.Run(context.Background(), c).Errors == 0
+	})
 
 	g := load.Run(context.Background(), cfg(31900))
 	r := load.Run(context.Background(), cfg(31901))
 	o := load.Run(context.Background(), cfg(31902))
+	p := load.Run(context.Background(), cfg(31903))
 	if err := simAlive(); err != nil {
 		t.Errorf("ipmi_sim exited under the load generator: %v", err)
 	}
-	ipmitoolRows := ipmitoolRates(t, ipmitool, map[string]int{"govbmc": 31900, "goipmi-server": 31901, "OpenIPMI ipmi_sim": 31902})
+	govRSS, pygRSS := rssKiB(gov.Process.Pid), rssKiB(pyg.Process.Pid)
+	ipmitoolRows := ipmitoolRates(t, ipmitool, map[string]int{"govbmc": 31900, "goipmi-server": 31901, "OpenIPMI ipmi_sim": 31902, "pyghmi fakebmc": 31903})
 	if g.Errors > 0 {
 		t.Errorf("govbmc: %s", g)
 	}
 	if o.Errors > 0 {
 		t.Errorf("ipmi_sim: %s", o)
 	}
-	t.Logf("govbmc: %s\ngoipmi-server: %s\nipmi_sim: %s", g, r, o)
+	t.Logf("govbmc: %s\ngoipmi-server: %s\nipmi_sim: %s\npyghmi fakebmc: %s", g, r, o, p)
 	row := func(name string, x load.Result) string {
 		return fmt.Sprintf("| %s | %d | %.0f | %v | %v | %v | %d | %.2f |\n", name, x.Sessions, x.PerSecond,
 			x.P50.Round(10*time.Microsecond), x.P99.Round(10*time.Microsecond), x.Max.Round(10*time.Microsecond), x.Errors, x.PerSecond/max(g.PerSecond, 1))
 	}
 	section := fmt.Sprintf("## Full sessions per second on one BMC\n\nTarget: ≥ 2,000 full sessions/s on one node (8 clients at once, each session: channel auth capabilities, cipher suites, Open Session, RAKP 1-4, privilege, Get Chassis Status, Close Session).\n\n"+
 		"| BMC | sessions | sessions/s | p50 | p99 | max | errors | ratio to govbmc |\n|---|---|---|---|---|---|---|---|\n"+
-		row("govbmc (vbmcd, sim node)", g)+row("go-ipmi goipmi-server (reference)", r)+row("OpenIPMI ipmi_sim"+debVersion("openipmi"), o)+"\n"+
+		row("govbmc (vbmcd, sim node)", g)+row("go-ipmi goipmi-server (reference)", r)+row("OpenIPMI ipmi_sim"+debVersion("openipmi"), o)+
+		row("pyghmi fakebmc, VirtualBMC's IPMI engine"+debVersion("python3-pyghmi"), p)+"\n"+
+		fmt.Sprintf("Resident memory after the run: govbmc's vbmcd serving this one BMC %s; pyghmi's fakebmc, one Python process for one BMC, %s. VirtualBMC runs one such process per BMC (with libvirt's bindings on top), so 1,000 BMCs cost about 1,000 times that; govbmc's 1,000 cost the fleet table's figure in all.\n\n", mib(govRSS), mib(pygRSS))+
 		ipmitoolRows+
 		"The reference server's errors are its session table (go-ipmi's default of 4 sessions) filling under 8 concurrent clients; govbmc raises that limit to 32 per BMC. "+
 		"ipmi_sim runs with a minimal lan.conf (one admin user, no SDRs) in one thread; it negotiates cipher suite 3, the others 17. "+
 		"It takes the session-less Get Channel Cipher Suites only as an IPMI 1.5 packet and drops the RMCP+ form ipmitool sends (\"Invalid authtype: 6\" in its debug log: ipmitool without `-C` waits out its retries, about 10 s, then falls back to suite 3, hence `-C 3` above), "+
 		"so the load generator sends the session-less requests as IPMI 1.5 packets, as go-ipmi already sends Get Channel Authentication Capabilities, and asks ipmitool's way only a BMC that does not answer that. "+
-		"Reproduce: `ipmiload --targets 127.0.0.1:PORT -c 8 -n %d` against each; ipmi_sim: `ipmi_sim -c lan.conf -f sim.emu -n -s STATEDIR` with the two files of `startIPMISim` in bench/bench_test.go.\n",
+		"Reproduce: `ipmiload --targets 127.0.0.1:PORT -c 8 -n %d` against each; ipmi_sim: `ipmi_sim -c lan.conf -f sim.emu -n -s STATEDIR` with the two files of `startIPMISim` in bench/bench_test.go; pyghmi: `fakebmc --port PORT` (user admin, password password).\n",
 		sessions)
 	t.Log("\n" + section)
 	rep.add(section)
@@ -327,7 +346,7 @@ func debVersion(pkg string) string {
 func ipmitoolRates(t *testing.T, ipmitool string, bmcs map[string]int) string {
 	t.Helper()
 	n := pick(5, 100)
-	names := []string{"govbmc", "goipmi-server", "OpenIPMI ipmi_sim"}
+	names := []string{"govbmc", "goipmi-server", "OpenIPMI ipmi_sim", "pyghmi fakebmc"}
 	var rows []string
 	var base float64
 	for _, name := range names {

@@ -21,6 +21,7 @@ declare -A need=(
   [saslpasswd2]=sasl2-bin
   [sasldblistusers2]=sasl2-bin
   [ipmi_sim]=openipmi
+  [fakebmc]=python3-pyghmi
 )
 
 missing=()

@@ -200,6 +200,10 @@ const (
 	framingNone          // neither answered: fall back without asking
 )
 
+// framingProbeTimeout bounds the wait for the 1.5 form while a target's
+// framing is not known yet.
+const framingProbeTimeout = 300 * time.Millisecond
+
 func session(ctx context.Context, cfg Config, t Target, framing *atomic.Int32) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "udp", t.String())
@@ -289,7 +293,14 @@ func open20(ctx context.Context, cfg Config, c *client.Client, conn net.Conn, fr
 func cipherSuites(ctx context.Context, cfg Config, c *client.Client, conn net.Conn, framing *atomic.Int32) []types.CipherSuiteID {
 	how := framing.Load()
 	if how == framingUnknown || how == framingV15 {
-		if ids, err := cipherSuitesV15(ctx, cfg, c, conn); err == nil {
+		probe := cfg
+		if how == framingUnknown {
+			// Finding out: a BMC that takes the 1.5 form answers as fast as
+			// any other request; one that drops it should not cost every
+			// client a full timeout.
+			probe.Timeout = min(cfg.Timeout, framingProbeTimeout)
+		}
+		if ids, err := cipherSuitesV15(ctx, probe, c, conn); err == nil {
 			framing.Store(framingV15)
 			return ids
 		}
