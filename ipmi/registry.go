@@ -23,7 +23,8 @@ import (
 //     the request to that node's chain;
 //   - a node's chain is its middleware wrapped once around innerRegistry,
 //     which holds go-ipmi's handlers and, for the commands govbmc
-//     overrides, a handler that dispatches to the node's own small registry.
+//     overrides, a handler that calls the node's own (innerRegistry checks
+//     the privilege either way).
 //
 // go-ipmi's handlers keep no state of their own (they reach the node
 // through the HandlerContext), so sharing them is safe.
@@ -40,14 +41,13 @@ var (
 	innerRegistry = sync.OnceValue(func() *handlers.Registry {
 		r := handlers.NewRegistry()
 		handlers.RegisterAllHandlers(r)
-		for _, o := range (&nodeHandlers{}).overrides() {
-			c := o.cmd
-			r.RegisterFunc(c, func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
+		for i, o := range (&nodeHandlers{}).overrides() {
+			r.RegisterFunc(o.cmd, func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
 				n := nodeOf(hctx)
 				if n == nil {
 					return nil, types.CodeUnspecifiedError, errUnknownNode
 				}
-				return n.own.Dispatch(ctx, hctx, uint8(c.NetFn), c.ID, req)
+				return n.own[i].Handle(ctx, hctx, req)
 			})
 		}
 		return r
@@ -62,7 +62,7 @@ var errUnknownNode = errors.New("request for a BMC that is not registered")
 // nodeDispatch is one node as the shared registry sees it.
 type nodeDispatch struct {
 	chain handlers.Handler   // the node's middleware around innerRegistry
-	own   *handlers.Registry // the commands govbmc overrides, bound to the node
+	own   []handlers.Handler // the node's overrides, in the order of overrides()
 }
 
 // registerNode makes the shared registry serve a node; the returned
@@ -74,9 +74,9 @@ func registerNode(state *gobmc.BMC, h *nodeHandlers, middleware ...handlers.Midd
 	for i := len(middleware) - 1; i >= 0; i-- {
 		chain = middleware[i](chain)
 	}
-	own := handlers.NewRegistry()
+	var own []handlers.Handler
 	for _, o := range h.overrides() {
-		own.Register(o.cmd, o.h)
+		own = append(own, o.h)
 	}
 	nodes.Store(state, &nodeDispatch{chain: chain, own: own})
 	return func() { nodes.Delete(state) }
