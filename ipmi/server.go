@@ -194,8 +194,9 @@ func cipherSuites(node bmc.Node) ([]types.CipherSuiteID, error) {
 	return ids, nil
 }
 
-// addUsers installs the node's accounts as user IDs 2, 3, …; ID 1, the
-// anonymous user, stays absent so a null user name never gets a session.
+// addUsers installs the node's accounts as user IDs 2, 3, …; ID 1 stays as
+// go-ipmi makes it, its anonymous user, as whom logins are refused
+// (GOIPMI.md, "Known and not worked around").
 func addUsers(state *gobmc.BMC, users []bmc.User) error {
 	for i, u := range users {
 		gu, err := state.Users.Add(uint8(i+2), u.Name)
@@ -222,6 +223,8 @@ type nodeHandlers struct {
 	v15       v15Sessions
 	// retransmits answers a retransmitted Chassis Control without running it again.
 	retransmits retransmits
+	// authCaps answers Get Channel Authentication Capabilities from a copy.
+	authCaps authCaps
 	// lastPowerOnByCommand feeds Get Chassis Status' last power event.
 	lastPowerOnByCommand atomic.Bool
 }
