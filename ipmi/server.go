@@ -243,6 +243,16 @@ func (h *nodeHandlers) opContext(ctx context.Context) (context.Context, context.
 	return context.WithTimeout(ctx, h.opTimeout)
 }
 
+// machineRead runs one read of the machine (f) within the operation
+// deadline; cc is the completion code the client gets, a failure logged as
+// op.
+func machineRead[T any](ctx context.Context, h *nodeHandlers, op string, f func(context.Context) (T, error)) (v T, cc types.CompletionCode) {
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	v, err := f(ctx)
+	return v, completionCode(h.log, op, err)
+}
+
 // registered returns the handler reg holds for c, as a Handler, so that
 // govbmc can wrap a go-ipmi default (the registry offers no lookup, but its
 // Dispatch reaches exactly that handler).
