@@ -41,7 +41,7 @@ soak: test-deps
 
 ## fuzz: run every fuzz target for FUZZTIME each (the seeds also run in `make test`, and each target briefly)
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ./ipmi:FuzzDatagram ./ipmi:FuzzBootFlags ./libvirtconn:FuzzBootXML ./libvirtconn:FuzzParseURI \
+FUZZ_TARGETS := ./ipmi:FuzzDatagram ./ipmi:FuzzParseDatagram ./ipmi:FuzzBootFlags ./libvirtconn:FuzzBootXML ./libvirtconn:FuzzParseURI \
 	./libvirtconn:FuzzAuthenticate ./libvirtconn/sasl:FuzzDigestMD5Challenge ./libvirtconn/sasl:FuzzLayerOpen \
 	./internal/config:FuzzParse
 fuzz: test-deps

@@ -22,11 +22,9 @@ func ipmiGUID(u bmc.UUID) [16]byte {
 // systemGUID implements Get System GUID (App 0x37) from the machine's UUID,
 // which go-ipmi does not register at all.
 func (h *nodeHandlers) systemGUID(ctx context.Context, _ *handlers.HandlerContext, _ []byte) ([]byte, types.CompletionCode, error) {
-	ctx, cancel := h.opContext(ctx)
-	defer cancel()
-	u, err := h.machine.UUID(ctx)
-	if err != nil {
-		return nil, completionCode(h.log, "get system uuid", err), nil
+	u, cc := machineRead(ctx, h, "get system uuid", h.machine.UUID)
+	if cc != types.CodeOK {
+		return nil, cc, nil
 	}
 	g := ipmiGUID(u)
 	return g[:], types.CodeOK, nil

@@ -118,11 +118,9 @@ func (h *nodeHandlers) getBootOptions(ctx context.Context, _ *handlers.HandlerCo
 		// Data 1, the write mask, reads as 00h.
 		return append(resp, 0x00, b.infoAck), types.CodeOK, nil
 	case bootParamFlags:
-		octx, cancel := h.opContext(ctx)
-		defer cancel()
-		o, err := h.machine.BootOverride(octx)
-		if err != nil {
-			return nil, completionCode(h.log, "get boot device", err), nil
+		o, cc := machineRead(ctx, h, "get boot device", h.machine.BootOverride)
+		if cc != types.CodeOK {
+			return nil, cc, nil
 		}
 		flags := flagsFromOverride(o)
 		b.mu.Lock()

@@ -64,11 +64,9 @@ func (h *nodeHandlers) chassisControl(ctx context.Context, _ *handlers.HandlerCo
 // power state. A virtual machine stays off when its host comes back, so the
 // restore policy reads "always-off".
 func (h *nodeHandlers) chassisStatus(ctx context.Context, _ *handlers.HandlerContext, _ []byte) ([]byte, types.CompletionCode, error) {
-	ctx, cancel := h.opContext(ctx)
-	defer cancel()
-	state, err := h.machine.PowerState(ctx)
-	if err != nil {
-		return nil, completionCode(h.log, "power status", err), nil
+	state, cc := machineRead(ctx, h, "power status", h.machine.PowerState)
+	if cc != types.CodeOK {
+		return nil, cc, nil
 	}
 	resp := chassis.GetChassisStatusResponse{
 		PowerRestorePolicy:       chassis.PowerRestorePolicyAlwaysOff,

@@ -97,9 +97,11 @@ func TestIpmitoolChassisStatusMCInfoGUID(t *testing.T) {
 
 	// A BMC reset must not reset the managed machine.
 	boots := len(n.sim.Boots())
-	n.lanplus("mc", "reset", "cold")
-	if n.power() != bmc.PowerOn || len(n.sim.Boots()) != boots {
-		t.Error("mc reset cold touched the machine")
+	for _, kind := range []string{"cold", "warm"} {
+		n.lanplus("mc", "reset", kind)
+		if n.power() != bmc.PowerOn || len(n.sim.Boots()) != boots || strings.Contains(n.sim.Transcript(), "ACPI power button") {
+			t.Errorf("mc reset %s touched the machine", kind)
+		}
 	}
 }
 

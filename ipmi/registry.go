@@ -113,7 +113,7 @@ type override struct {
 // overrides are the commands govbmc answers for a node instead of go-ipmi.
 func (h *nodeHandlers) overrides() []override {
 	defaults := goipmiDefaults()
-	return []override{
+	o := []override{
 		{types.CommandGetSessionChallenge, handlers.HandlerFunc(h.getSessionChallenge(registered(defaults, types.CommandGetSessionChallenge)))},
 		{types.CommandActivateSession, handlers.HandlerFunc(h.activateSession)},
 		{types.CommandChassisControl, handlers.HandlerFunc(h.retransmits.wrap(h.chassisControl))},
@@ -124,5 +124,10 @@ func (h *nodeHandlers) overrides() []override {
 		{types.CommandGetSystemGUID, handlers.HandlerFunc(h.systemGUID)},
 		{types.CommandColdReset, handlers.HandlerFunc(h.bmcReset)},
 		{types.CommandWarmReset, handlers.HandlerFunc(h.bmcReset)},
+		{types.CommandGetChannelAuthCapabilities, h.authCaps.wrap(registered(defaults, types.CommandGetChannelAuthCapabilities))},
 	}
+	for _, c := range []types.Command{types.CommandSetUserAccess, types.CommandSetUsername, types.CommandSetUserPassword} {
+		o = append(o, override{c, h.authCaps.changesUsers(registered(defaults, c))})
+	}
+	return o
 }

@@ -6,7 +6,6 @@ import (
 
 	gobmc "github.com/bougou/go-ipmi/pkg/bmc"
 	"github.com/bougou/go-ipmi/pkg/handlers"
-	"github.com/bougou/go-ipmi/pkg/protocol"
 	"github.com/bougou/go-ipmi/pkg/types"
 )
 
@@ -103,19 +102,15 @@ func (w *seqWindow) mark(seq uint32) {
 
 // dropDatagram reports an in-session RMCP+ IPMI request whose sequence
 // number its session has already dispatched (or that is older than the
-// window); it is called from ReadFrom.
-func (g *replayGuard) dropDatagram(pkt []byte) bool {
-	if len(pkt) < 16 || pkt[3]&0x1F != 0x07 || pkt[v15AuthTypeOff] != authTypeRMCPP {
-		return false
-	}
-	sid, seq, pt, _, _, ok := protocol.ParseRMCPPlusHeader(pkt)
-	if !ok || sid == 0 || pt != uint8(types.PayloadTypeIPMI) {
+// window); it is called from ReadFrom with the datagram's header.
+func (g *replayGuard) dropDatagram(h header) bool {
+	if !h.is(types.PayloadTypeIPMI) || h.sessionID == 0 {
 		return false
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	w := g.sessions[sid]
-	return w != nil && w.done(seq)
+	w := g.sessions[h.sessionID]
+	return w != nil && w.done(h.seq)
 }
 
 // forget drops a session's record; the session store calls it when the

@@ -30,8 +30,8 @@ func TestReplayGuardMiddleware(t *testing.T) {
 		}
 		return resp, cc
 	}
-	datagram := func(seq uint32) []byte {
-		return protocol.BuildRMCPPlusPacket(uint8(types.PayloadTypeIPMI), types.PayloadFlagAuthenticated, sess.BMCID, seq, []byte{1, 2, 3})
+	datagram := func(seq uint32) header {
+		return parseDatagram(protocol.BuildRMCPPlusPacket(uint8(types.PayloadTypeIPMI), types.PayloadFlagAuthenticated, sess.BMCID, seq, []byte{1, 2, 3}))
 	}
 
 	call(10)

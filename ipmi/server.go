@@ -194,8 +194,9 @@ func cipherSuites(node bmc.Node) ([]types.CipherSuiteID, error) {
 	return ids, nil
 }
 
-// addUsers installs the node's accounts as user IDs 2, 3, …; ID 1, the
-// anonymous user, stays absent so a null user name never gets a session.
+// addUsers installs the node's accounts as user IDs 2, 3, …; ID 1 stays as
+// go-ipmi makes it, its anonymous user, as whom logins are refused
+// (GOIPMI.md, "Known and not worked around").
 func addUsers(state *gobmc.BMC, users []bmc.User) error {
 	for i, u := range users {
 		gu, err := state.Users.Add(uint8(i+2), u.Name)
@@ -222,6 +223,8 @@ type nodeHandlers struct {
 	v15       v15Sessions
 	// retransmits answers a retransmitted Chassis Control without running it again.
 	retransmits retransmits
+	// authCaps answers Get Channel Authentication Capabilities from a copy.
+	authCaps authCaps
 	// lastPowerOnByCommand feeds Get Chassis Status' last power event.
 	lastPowerOnByCommand atomic.Bool
 }
@@ -238,6 +241,16 @@ var goipmiDefaults = sync.OnceValue(func() *handlers.Registry {
 // opContext bounds one machine operation.
 func (h *nodeHandlers) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, h.opTimeout)
+}
+
+// machineRead runs one read of the machine (f) within the operation
+// deadline; cc is the completion code the client gets, a failure logged as
+// op.
+func machineRead[T any](ctx context.Context, h *nodeHandlers, op string, f func(context.Context) (T, error)) (v T, cc types.CompletionCode) {
+	ctx, cancel := h.opContext(ctx)
+	defer cancel()
+	v, err := f(ctx)
+	return v, completionCode(h.log, op, err)
 }
 
 // registered returns the handler reg holds for c, as a Handler, so that

@@ -2,7 +2,6 @@ package ipmi
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
@@ -11,7 +10,6 @@ import (
 
 	gobmc "github.com/bougou/go-ipmi/pkg/bmc"
 	"github.com/bougou/go-ipmi/pkg/handlers"
-	"github.com/bougou/go-ipmi/pkg/protocol"
 	"github.com/bougou/go-ipmi/pkg/types"
 )
 
@@ -85,55 +83,38 @@ func newSessionTable(store *gobmc.SessionStore, sol *gobmc.SOLStore, evictIdle t
 		pending: map[uint32]pendingLogin{}, active: map[uint32]*sessionActive{}, closing: map[uint32]bool{}}
 }
 
-// Payload offsets (IPMI 2.0 Tables 13-9, 13-10 and 13-14).
-const (
-	openSessionReqLen         = 32 // tag, privilege, reserved, console ID, three algorithm payloads
-	openSessionRespStatusOff  = 1  // status code
-	openSessionRespConsoleOff = 4  // remote console session ID
-	openSessionRespBMCIDOff   = 8  // managed system session ID
-	rakp4StatusOff            = 1
-	rakp4ConsoleOff           = 4 // remote console session ID
-)
-
 // inbound looks at a datagram go-ipmi is about to handle: a well-formed
-// Open Session request first gets room made for it.
-func (t *sessionTable) inbound(pkt []byte, from net.Addr) {
-	if payloadType(pkt) != uint8(types.PayloadTypeRmcpOpenSessionRequest) {
-		return
+// Open Session request first gets room made for it (a shorter one go-ipmi
+// refuses: it takes no slot, so it frees none).
+func (t *sessionTable) inbound(h header, from net.Addr) {
+	if h.completeOpenSessionRequest() {
+		t.makeRoom(sourceIP(from))
 	}
-	if len(rmcppPayload(pkt)) < openSessionReqLen {
-		return // go-ipmi refuses it: it takes no slot, so it frees none
-	}
-	t.makeRoom(sourceIP(from))
 }
 
 // outbound looks at a datagram go-ipmi sends: a successful Open Session
 // response names a new pending session and the client it belongs to; a
 // successful RAKP 4 (sent only once the client's RAKP 3 proved it knows
 // the password) establishes it.
-func (t *sessionTable) outbound(pkt []byte, to net.Addr) {
-	pt := payloadType(pkt)
-	if pt != uint8(types.PayloadTypeRmcpOpenSessionResponse) && pt != uint8(types.PayloadTypeRAKPMessage4) {
+func (t *sessionTable) outbound(h header, to net.Addr) {
+	if !h.is(types.PayloadTypeRmcpOpenSessionResponse) && !h.is(types.PayloadTypeRAKPMessage4) {
 		return
 	}
-	p := rmcppPayload(pkt)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	switch {
-	case pt == uint8(types.PayloadTypeRmcpOpenSessionResponse):
+	if h.is(types.PayloadTypeRmcpOpenSessionResponse) {
+		// Answered, successfully or not: no longer an opening.
 		if len(t.opening) > 0 {
 			t.opening = t.opening[1:]
 		}
-		if len(p) < openSessionRespBMCIDOff+4 || p[openSessionRespStatusOff] != 0 {
-			return
+		console, id, ok := h.openedSession()
+		if _, active := t.active[id]; ok && !active {
+			t.pending[id] = pendingLogin{addr: to.String(), ip: sourceIP(to), consoleID: console, at: t.now()}
 		}
-		id := binary.LittleEndian.Uint32(p[openSessionRespBMCIDOff:])
-		if _, ok := t.active[id]; !ok {
-			t.pending[id] = pendingLogin{addr: to.String(), ip: sourceIP(to),
-				consoleID: binary.LittleEndian.Uint32(p[openSessionRespConsoleOff:]), at: t.now()}
-		}
-	case len(p) >= rakp4ConsoleOff+4 && p[rakp4StatusOff] == 0:
-		console, addr := binary.LittleEndian.Uint32(p[rakp4ConsoleOff:]), to.String()
+		return
+	}
+	if console, ok := h.establishedSession(); ok {
+		addr := to.String()
 		for id, pl := range t.pending {
 			if pl.addr == addr && pl.consoleID == console {
 				delete(t.pending, id)
@@ -141,15 +122,6 @@ func (t *sessionTable) outbound(pkt []byte, to net.Addr) {
 			}
 		}
 	}
-}
-
-// rmcppPayload is the payload of an unauthenticated RMCP+ datagram, or nil.
-func rmcppPayload(pkt []byte) []byte {
-	_, _, _, _, payload, ok := protocol.ParseRMCPPlusHeader(pkt)
-	if !ok {
-		return nil
-	}
-	return payload
 }
 
 // middleware brackets every command of an RMCP+ session with begin and

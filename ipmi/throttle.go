@@ -5,20 +5,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bougou/go-ipmi/pkg/handlers"
-	"github.com/bougou/go-ipmi/pkg/protocol"
 	"github.com/bougou/go-ipmi/pkg/types"
 )
 
 // Defaults of the login throttle.
 const (
-	DefaultAuthFailureLimit = 10                // failed logins from one address…
-	DefaultAuthWindow       = time.Minute       // …within this long…
-	DefaultAuthBlock        = time.Minute       // …block its new logins this long
-	maxThrottledSources     = 4096              // bound on the addresses remembered
-	v15CmdGetSessionChall   = uint8(0x39)       // Get Session Challenge
-	rmcppStatusOff          = 1                 // status byte of RAKP 2 and RAKP 4
-	netFnAppRespShifted     = netFnAppResp << 2 // response NetFn/LUN byte, LUN 0
+	DefaultAuthFailureLimit = 10          // failed logins from one address…
+	DefaultAuthWindow       = time.Minute // …within this long…
+	DefaultAuthBlock        = time.Minute // …block its new logins this long
+	maxThrottledSources     = 4096        // bound on the addresses remembered
 )
 
 // authThrottle slows password guessing: an address whose logins keep
@@ -151,21 +146,11 @@ func sourceIP(addr net.Addr) string {
 }
 
 // loginStart reports a datagram that starts a session: an RMCP+ Open
-// Session Request or RAKP 1, or an IPMI 1.5 Get Session Challenge.
-func loginStart(pkt []byte) bool {
-	if len(pkt) < v15SessionIDOff || pkt[3]&0x1F != 0x07 {
-		return false
-	}
-	if pkt[v15AuthTypeOff] == authTypeRMCPP {
-		_, _, pt, _, _, ok := protocol.ParseRMCPPlusHeader(pkt)
-		return ok && (pt == uint8(types.PayloadTypeRmcpOpenSessionRequest) || pt == uint8(types.PayloadTypeRAKPMessage1))
-	}
-	// IPMI 1.5 before a session: auth type NONE, no auth code.
-	if len(pkt) <= v15AuthCodeOff+7 {
-		return false
-	}
-	msg := pkt[v15AuthCodeOff:]
-	return pkt[v15AuthTypeOff] == 0 && msg[1+1]>>2 == 0x06 && msg[1+5] == v15CmdGetSessionChall
+// Session Request or RAKP 1, or an IPMI 1.5 Get Session Challenge (sent
+// before a session, with auth type NONE).
+func loginStart(h header) bool {
+	return h.is(types.PayloadTypeRmcpOpenSessionRequest) || h.is(types.PayloadTypeRAKPMessage1) ||
+		(h.authType == authTypeNone && h.v15Request(types.CommandGetSessionChallenge))
 }
 
 // RMCP+ status codes that mean the credentials were wrong (IPMI 2.0 Table
@@ -176,32 +161,14 @@ const (
 	rmcppInvalidIntegrityCV = 0x0F
 )
 
-// loginFailed reports an answer that refuses a login for its credentials.
-func loginFailed(pkt []byte) bool {
-	if len(pkt) < v15SessionIDOff || pkt[3]&0x1F != 0x07 {
-		return false
+// loginFailed reports an answer that refuses a login for its credentials:
+// a RAKP 2 or 4 with one of those statuses, or an IPMI 1.5 Get Session
+// Challenge or Activate Session answered with an error.
+func loginFailed(h header) bool {
+	if h.is(types.PayloadTypeRAKPMessage2) || h.is(types.PayloadTypeRAKPMessage4) {
+		status, ok := h.loginStatus()
+		return ok && (status == rmcppUnauthorizedName || status == rmcppInvalidIntegrityCV)
 	}
-	if pkt[v15AuthTypeOff] == authTypeRMCPP {
-		_, _, pt, _, payload, ok := protocol.ParseRMCPPlusHeader(pkt)
-		if !ok || len(payload) <= rmcppStatusOff {
-			return false
-		}
-		status := payload[rmcppStatusOff]
-		return (pt == uint8(types.PayloadTypeRAKPMessage2) || pt == uint8(types.PayloadTypeRAKPMessage4)) &&
-			(status == rmcppUnauthorizedName || status == rmcppInvalidIntegrityCV)
-	}
-	// IPMI 1.5: the message follows the auth code when there is one.
-	off := v15AuthCodeOff
-	if pkt[v15AuthTypeOff] != 0 {
-		off = v15MsgLenOff
-	}
-	if len(pkt) <= off+7 {
-		return false
-	}
-	msg := pkt[off+1:]
-	if msg[1] != netFnAppRespShifted {
-		return false
-	}
-	cmd, cc := msg[5], msg[6]
-	return cc != 0 && (cmd == v15CmdGetSessionChall || cmd == handlers.CmdActivateSession)
+	return (h.v15Response(types.CommandGetSessionChallenge) || h.v15Response(types.CommandActivateSession)) &&
+		h.msg.code != uint8(types.CodeOK)
 }
