@@ -170,8 +170,8 @@ func (m *Manager) Check(ctx context.Context, n Node) error {
 		return err
 	}
 	defer machine.Close()
-	if c, ok := machine.(interface{ Exists(context.Context) error }); ok {
-		return c.Exists(ctx)
+	if p, ok := machine.(Prober); ok {
+		return p.Exists(ctx)
 	}
 	return nil
 }
@@ -368,7 +368,7 @@ func (m *Manager) List() []NodeStatus {
 	for _, mn := range m.nodes {
 		st := NodeStatus{Node: mn.node, Status: mn.status, Reason: mn.reason, Active: mn.active, ReadOnly: mn.readOnly}
 		// A running BMC whose machine cannot be reached is in error.
-		if h, ok := mn.machine.(interface{ Health() error }); ok && st.Status == StatusRunning {
+		if h, ok := mn.machine.(Prober); ok && st.Status == StatusRunning {
 			if err := h.Health(); err != nil {
 				st.Status, st.Reason = StatusError, err.Error()
 			}

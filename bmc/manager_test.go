@@ -234,7 +234,7 @@ func TestManagerAddAppliesDefaults(t *testing.T) {
 	n := bmc.Node{Name: "plain", Address: "127.0.0.1", Port: 7000, Users: []bmc.User{{Name: "admin", Password: "pw"}}}
 	fx := newManager(t, n)
 	st := wantStatus(t, fx.m, "plain", bmc.StatusDown)
-	if st.Node.Backend.Type != bmc.BackendSim || st.Node.Backend.SoftOffDelay != bmc.DefaultSoftOffDelay {
+	if st.Node.Backend.Type != bmc.BackendSim || st.Node.Backend.Config != (bmc.SimConfig{SoftOffDelay: bmc.DefaultSoftOffDelay}) {
 		t.Errorf("backend = %+v, want sim defaults", st.Node.Backend)
 	}
 	if st.Node.Users[0].Privilege != bmc.PrivilegeAdministrator {

@@ -50,7 +50,8 @@ func NewSimMachine(n Node) (*SimMachine, error) {
 			return nil, fmt.Errorf("node %q: %w", n.Name, err)
 		}
 	}
-	delay := n.Backend.SoftOffDelay
+	cfg, _ := n.Backend.Config.(SimConfig)
+	delay := cfg.SoftOffDelay
 	if delay == 0 {
 		delay = DefaultSoftOffDelay
 	}

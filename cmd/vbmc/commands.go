@@ -8,8 +8,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/control"
+	"github.com/govbmc/govbmc/libvirtconn"
 	"github.com/spf13/cobra"
 )
 
@@ -164,6 +164,7 @@ func showProperties(n control.NodeInfo) map[string]any {
 		return s
 	}
 	nd := n.Node
+	lv, _ := nd.Backend.Config.(libvirtconn.Config)
 	p := map[string]any{
 		"active":                n.Active,
 		"address":               nd.Address,
@@ -174,14 +175,14 @@ func showProperties(n control.NodeInfo) map[string]any {
 		"cipher_suites":         joinInts(nd.EffectiveCipherSuites()),
 		"ipmi_v15":              !nd.DisableIPMIv15,
 		"read_only":             n.ReadOnly,
-		"libvirt_uri":           none(nd.Backend.URI),
-		"libvirt_sasl_username": none(nd.Backend.SASLUsername),
-		"libvirt_sasl_password": none(nd.Backend.SASLPassword),
-		"libvirt_ssh_key":       none(nd.Backend.Keyfile),
+		"libvirt_uri":           none(lv.URI),
+		"libvirt_sasl_username": none(lv.SASLUsername),
+		"libvirt_sasl_password": none(lv.SASLPassword),
+		"libvirt_ssh_key":       none(lv.Keyfile),
 		"status_reason":         none(n.Reason),
 	}
-	if nd.Backend.Type == bmc.BackendLibvirt && nd.Backend.Domain != nd.Name {
-		p["libvirt_domain"] = nd.Backend.Domain
+	if nd.Backend.Type == libvirtconn.BackendType && lv.Domain != nd.Name {
+		p["libvirt_domain"] = lv.Domain
 	}
 	if len(nd.Users) > 0 {
 		p["username"] = nd.Users[0].Name

@@ -4,7 +4,6 @@
 package control
 
 import (
-	"net/url"
 	"os"
 	"path/filepath"
 
@@ -15,7 +14,7 @@ import (
 const SocketName = "vbmcd.sock"
 
 // Masked stands for a secret in everything the API returns.
-const Masked = "***"
+const Masked = bmc.Masked
 
 // NodeInfo is one BMC as the API reports it: its configuration with every
 // secret masked, and its state.
@@ -30,6 +29,11 @@ type NodeInfo struct {
 // AddRequest asks the daemon to register a BMC.
 type AddRequest struct {
 	Node bmc.Node `json:"node"`
+}
+
+// DomainsRequest asks for the machines backend settings reach.
+type DomainsRequest struct {
+	Backend bmc.Backend `json:"backend"`
 }
 
 // DomainsResponse lists the domains of a hypervisor.
@@ -56,12 +60,7 @@ func info(st bmc.NodeStatus) NodeInfo {
 		users[i] = u
 	}
 	n.Users = users
-	if n.Backend.SASLPassword != "" {
-		n.Backend.SASLPassword = Masked
-	}
-	if u, err := url.Parse(n.Backend.URI); err == nil {
-		n.Backend.URI = u.Redacted()
-	}
+	n.Backend = n.Backend.Redacted()
 	return NodeInfo{Node: n, Status: st.Status, Reason: st.Reason, Active: st.Active, ReadOnly: st.ReadOnly}
 }
 

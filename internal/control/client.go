@@ -141,21 +141,10 @@ func (c *Client) Stop(ctx context.Context, name string) (NodeInfo, error) {
 	return out, err
 }
 
-// Domains lists the domains of a hypervisor. The SASL password travels in
-// a header, never in the URL.
+// Domains names the machines backend settings reach (for libvirt, the
+// domains of a hypervisor). Any password travels in the body.
 func (c *Client) Domains(ctx context.Context, b bmc.Backend) ([]string, error) {
-	q := url.Values{"uri": {b.URI}}
-	if b.Keyfile != "" {
-		q.Set("keyfile", b.Keyfile)
-	}
-	if b.SASLUsername != "" {
-		q.Set("sasl_username", b.SASLUsername)
-	}
-	h := http.Header{}
-	if b.SASLPassword != "" {
-		h.Set("X-SASL-Password", b.SASLPassword)
-	}
 	var out DomainsResponse
-	err := c.do(ctx, http.MethodGet, "/v1/domains?"+q.Encode(), h, nil, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/domains", nil, DomainsRequest{Backend: b}, &out)
 	return out.Domains, err
 }

@@ -14,8 +14,9 @@ import (
 	"github.com/govbmc/govbmc/bmc"
 )
 
-// DomainLister lists the domains a libvirt URI reaches.
-type DomainLister func(ctx context.Context, uri string, b bmc.Backend) ([]string, error)
+// DomainLister names the machines backend settings reach (for libvirt, the
+// domains of a hypervisor).
+type DomainLister func(ctx context.Context, b bmc.Backend) ([]string, error)
 
 // Server answers the control API over a manager.
 type Server struct {
@@ -39,7 +40,7 @@ func NewServer(mgr *bmc.Manager, domains DomainLister, version string, log *slog
 	s.mux.HandleFunc("DELETE /v1/nodes/{name}", s.delete)
 	s.mux.HandleFunc("POST /v1/nodes/{name}/start", s.start)
 	s.mux.HandleFunc("POST /v1/nodes/{name}/stop", s.stop)
-	s.mux.HandleFunc("GET /v1/domains", s.listDomains)
+	s.mux.HandleFunc("POST /v1/domains", s.listDomains)
 	return s
 }
 
@@ -233,16 +234,17 @@ func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info(st))
 }
 
+// listDomains names the machines of the backend settings in the body; the
+// settings (and any password in them) travel in the body, never in the URL.
 func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	b := bmc.Backend{Type: bmc.BackendLibvirt, URI: q.Get("uri"), Keyfile: q.Get("keyfile"),
-		SASLUsername: q.Get("sasl_username"), SASLPassword: r.Header.Get("X-SASL-Password")}
-	if b.URI == "" {
-		b.URI = "qemu:///system"
+	var req DomainsRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		s.fail(w, http.StatusBadRequest, fmt.Errorf("bad request: %w", err))
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
 	defer cancel()
-	names, err := s.domains(ctx, b.URI, b)
+	names, err := s.domains(ctx, req.Backend)
 	if err != nil {
 		s.fail(w, http.StatusBadGateway, err)
 		return
