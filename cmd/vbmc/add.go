@@ -214,8 +214,7 @@ func (a *app) addAll(cmd *cobra.Command, o addOptions, tmpl bmc.Node) error {
 			n.Name, n.Port = d, port
 			used[port] = true
 			info, err := c.Add(ctx, n)
-			var ae *control.APIError
-			if asAPIError(err, &ae) && strings.Contains(ae.Message, "in use") {
+			if errors.Is(err, bmc.ErrPortInUse) {
 				continue // held by another process: try the next port
 			}
 			if err != nil {

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 
+	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/control"
 	"github.com/govbmc/govbmc/libvirtconn"
 	"github.com/spf13/cobra"
@@ -28,11 +28,11 @@ func vbmcError(msg string) error { return fmt.Errorf("(1): %s", msg) }
 
 // describe turns a client error on name into what VirtualBMC would print.
 func (a *app) describe(name string, err error, failed bool) error {
+	if errors.Is(err, bmc.ErrNotFound) {
+		return vbmcError(notFound(name, failed))
+	}
 	var ae *control.APIError
-	if asAPIError(err, &ae) {
-		if ae.Status == http.StatusNotFound {
-			return vbmcError(notFound(name, failed))
-		}
+	if errors.As(err, &ae) {
 		return vbmcError(ae.Message)
 	}
 	return a.explain(err)
@@ -56,14 +56,6 @@ func (a *app) forEach(names []string, stopAtFirst, failed bool, op func(name str
 		return vbmcError(strings.Join(msgs, "\n"))
 	}
 	return nil
-}
-
-func asAPIError(err error, target **control.APIError) bool {
-	ae, ok := err.(*control.APIError)
-	if ok {
-		*target = ae
-	}
-	return ok
 }
 
 func (a *app) deleteCommand() *cobra.Command {

@@ -28,7 +28,11 @@ func newManager(log *slog.Logger, backends *bmc.Backends) *bmc.Manager {
 	frontends := func(n bmc.Node, m bmc.Machine) (bmc.Frontend, error) {
 		return ipmi.New(n, m, ipmi.Options{Logger: log})
 	}
-	return bmc.NewManager(backends.NewMachine, frontends, log)
+	mgr := bmc.NewManager(backends.NewMachine, frontends, log)
+	// vbmc add refuses a port another process holds and a machine that is
+	// not there, as VirtualBMC does.
+	mgr.UseAddChecks(bmc.AddChecks{Port: bmc.UDPPortFree, Machine: true})
+	return mgr
 }
 
 // runDaemon serves until ctx ends: the stored BMCs, the fleet file's, and
@@ -58,10 +62,10 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 
 	started := 0
 	for _, n := range fleet {
-		if err := mgr.AddReadOnly(n); err != nil {
+		if err := mgr.AddReadOnly(ctx, n); err != nil {
 			return err
 		}
-		if err := mgr.Start(ctx, n.Name); err == nil {
+		if st, err := mgr.Get(n.Name); err == nil && st.Status == bmc.StatusRunning {
 			started++
 		}
 	}
