@@ -238,12 +238,11 @@ func (m *Manager) Restore(ctx context.Context) []error {
 
 // Delete stops a node and forgets it, removing its file.
 func (m *Manager) Delete(name string) error {
-	m.opMu.Lock()
-	defer m.opMu.Unlock()
-	mn, err := m.changeable("delete", name)
-	if err != nil {
-		return err
-	}
+	return m.change("delete", name, m.delete)
+}
+
+func (m *Manager) delete(mn *managedNode) error {
+	name := mn.node.Name
 	// The file goes first: when it cannot be removed (a read-only config
 	// directory), the node stays as it was, running or not.
 	if m.store != nil {
@@ -265,19 +264,22 @@ func (m *Manager) Delete(name string) error {
 	return nil
 }
 
-// changeable returns a node that run-time commands may change: ErrNotFound
-// or ErrReadOnly otherwise, naming the operation and the node.
-func (m *Manager) changeable(op, name string) (*managedNode, error) {
+// change runs op on a node that run-time commands may change, holding
+// m.opMu: ErrNotFound or ErrReadOnly otherwise, naming the operation and
+// the node.
+func (m *Manager) change(op, name string, fn func(mn *managedNode) error) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	mn, ok := m.nodes[name]
+	m.mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("%s %q: %w", op, name, ErrNotFound)
+		return fmt.Errorf("%s %q: %w", op, name, ErrNotFound)
 	}
 	if mn.readOnly {
-		return nil, fmt.Errorf("%s: %q %w", op, name, ErrReadOnly)
+		return fmt.Errorf("%s: %q %w", op, name, ErrReadOnly)
 	}
-	return mn, nil
+	return fn(mn)
 }
 
 // setActive records whether a stored node should run after a restart.
@@ -305,13 +307,7 @@ func (m *Manager) setActive(mn *managedNode, active bool) error {
 // Start brings a node up: its machine, then its listener. Starting a running
 // node does nothing. A failure leaves the node in StatusError with the reason.
 func (m *Manager) Start(ctx context.Context, name string) error {
-	m.opMu.Lock()
-	defer m.opMu.Unlock()
-	mn, err := m.changeable("start", name)
-	if err != nil {
-		return err
-	}
-	return m.start(ctx, mn)
+	return m.change("start", name, func(mn *managedNode) error { return m.start(ctx, mn) })
 }
 
 // start brings mn up; m.opMu must be held.
@@ -372,12 +368,11 @@ func (m *Manager) fail(mn *managedNode, fe Frontend, err error) error {
 
 // Stop takes a node down; stopping a stopped node does nothing.
 func (m *Manager) Stop(name string) error {
-	m.opMu.Lock()
-	defer m.opMu.Unlock()
-	mn, err := m.changeable("stop", name)
-	if err != nil {
-		return err
-	}
+	return m.change("stop", name, m.stop)
+}
+
+func (m *Manager) stop(mn *managedNode) error {
+	name := mn.node.Name
 	m.mu.Lock()
 	wasUp := mn.frontend != nil
 	m.mu.Unlock()
