@@ -74,22 +74,29 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// fail answers a manager error with its status and code.
-func (s *Server) fail(w http.ResponseWriter, err error) {
+// fail answers a manager error with its status and code. The log names
+// the request and the code, never the message (it may quote settings).
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, resp := encodeError(err)
+	s.refuse(w, r, status, resp)
+}
+
+// refuse writes an error response.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, resp errorResponse) {
+	s.log.Debug("control request refused", "method", r.Method, "path", r.URL.Path, "status", status, "code", resp.Code)
 	writeJSON(w, status, resp)
 }
 
 // badRequest answers a request that did not decode.
-func (s *Server) badRequest(w http.ResponseWriter, err error) {
-	writeJSON(w, http.StatusBadRequest, errorResponse{Error: fmt.Sprintf("bad request: %v", err), Code: CodeBadRequest})
+func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, err error) {
+	s.refuse(w, r, http.StatusBadRequest, errorResponse{Error: fmt.Sprintf("bad request: %v", err), Code: CodeBadRequest})
 }
 
 // reply answers with one node's state after a change.
-func (s *Server) reply(w http.ResponseWriter, status int, name string) {
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, status int, name string) {
 	st, err := s.mgr.Get(name)
 	if err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, status, info(st))
@@ -109,7 +116,7 @@ func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) show(w http.ResponseWriter, r *http.Request) {
-	s.reply(w, http.StatusOK, r.PathValue("name"))
+	s.reply(w, r, http.StatusOK, r.PathValue("name"))
 }
 
 // add registers a BMC; the manager checks it.
@@ -118,19 +125,19 @@ func (s *Server) add(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		s.badRequest(w, err)
+		s.badRequest(w, r, err)
 		return
 	}
 	if err := s.mgr.Add(r.Context(), req.Node); err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
-	s.reply(w, http.StatusCreated, req.Node.Name)
+	s.reply(w, r, http.StatusCreated, req.Node.Name)
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	if err := s.mgr.Delete(r.PathValue("name")); err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -144,7 +151,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		writeJSON(w, http.StatusOK, info(st))
 	case getErr != nil || errors.Is(err, bmc.ErrReadOnly):
-		s.fail(w, err)
+		s.fail(w, r, err)
 	default:
 		// The BMC stays registered, in error, with the reason.
 		writeJSON(w, http.StatusBadGateway, struct {
@@ -157,10 +164,10 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := s.mgr.Stop(name); err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
-	s.reply(w, http.StatusOK, name)
+	s.reply(w, r, http.StatusOK, name)
 }
 
 // listDomains names the machines of the backend settings in the body; the
@@ -168,7 +175,7 @@ func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) {
 	var req DomainsRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		s.badRequest(w, err)
+		s.badRequest(w, r, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), listTimeout)
@@ -177,9 +184,9 @@ func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status, resp := encodeError(err)
 		if resp.Code == CodeFailed {
-			status = http.StatusBadGateway
+			status = http.StatusBadGateway // the hypervisor's failure, not ours
 		}
-		writeJSON(w, status, resp)
+		s.refuse(w, r, status, resp)
 		return
 	}
 	writeJSON(w, http.StatusOK, DomainsResponse{Domains: names})
