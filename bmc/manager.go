@@ -238,10 +238,10 @@ func (m *Manager) Restore(ctx context.Context) []error {
 
 // Delete stops a node and forgets it, removing its file.
 func (m *Manager) Delete(name string) error {
-	return m.change("delete", name, m.delete)
+	return m.change("delete", name, m.remove)
 }
 
-func (m *Manager) delete(mn *managedNode) error {
+func (m *Manager) remove(mn *managedNode) error {
 	name := mn.node.Name
 	// The file goes first: when it cannot be removed (a read-only config
 	// directory), the node stays as it was, running or not.
@@ -264,9 +264,9 @@ func (m *Manager) delete(mn *managedNode) error {
 	return nil
 }
 
-// change runs op on a node that run-time commands may change, holding
-// m.opMu: ErrNotFound or ErrReadOnly otherwise, naming the operation and
-// the node.
+// change runs fn, the operation op, holding m.opMu, on a node that
+// run-time commands may change: ErrNotFound or ErrReadOnly otherwise,
+// naming the operation and the node.
 func (m *Manager) change(op, name string, fn func(mn *managedNode) error) error {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
