@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Frontend is a node's running management endpoint (its IPMI listener).
@@ -45,16 +48,6 @@ type NodeStatus struct {
 	ReadOnly bool
 }
 
-// Errors the manager returns.
-var (
-	// ErrUnknownNode: no node of that name.
-	ErrUnknownNode = errors.New("no such node")
-	// ErrNodeExists: a node of that name is already there.
-	ErrNodeExists = errors.New("already exists")
-	// ErrReadOnly: the node comes from a fleet file.
-	ErrReadOnly = errors.New("is defined in the fleet file and is read-only")
-)
-
 type managedNode struct {
 	node     Node
 	status   Status
@@ -66,64 +59,143 @@ type managedNode struct {
 	done     chan struct{} // closed when Serve has returned
 }
 
-// Manager runs a fleet of nodes: it builds each node's machine and frontend
-// and keeps track of which are running.
+// Manager runs a fleet of nodes: it is the one place that adds, starts,
+// stops, deletes and reports them, building each node's machine and
+// frontend and persisting what changes.
 type Manager struct {
 	machines  MachineFactory
 	frontends FrontendFactory
 	log       *slog.Logger
 
-	store *Store // nil: nothing persists
+	store  *Store // nil: nothing persists
+	checks AddChecks
 
-	opMu  sync.Mutex // serialises changes (add, start, stop, delete)
-	mu    sync.Mutex // guards nodes
-	nodes map[string]*managedNode
+	opMu   sync.Mutex // serialises changes (add, start, stop, delete)
+	mu     sync.Mutex // guards nodes and byPort
+	nodes  map[string]*managedNode
+	byPort map[int][]*managedNode // the nodes on each port, for O(1) clash checks
 }
+
+// probeTimeout bounds the look at a node's machine when it is added.
+const probeTimeout = 15 * time.Second
 
 // NewManager returns an empty manager using the given factories.
 func NewManager(machines MachineFactory, frontends FrontendFactory, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Manager{machines: machines, frontends: frontends, log: log, nodes: map[string]*managedNode{}}
+	return &Manager{machines: machines, frontends: frontends, log: log,
+		nodes: map[string]*managedNode{}, byPort: map[int][]*managedNode{}}
 }
 
 // UseStore makes the manager persist every node it adds, starts, stops or
 // deletes (except read-only ones) in s.
 func (m *Manager) UseStore(s *Store) { m.store = s }
 
-// Add registers a node (stopped) and persists it. It is refused when invalid
-// or when its name or listen address clashes with a node already held.
-func (m *Manager) Add(n Node) error {
-	m.opMu.Lock()
-	defer m.opMu.Unlock()
-	return m.add(n, false, false, true)
+// AddChecks are what Add checks beyond a node's configuration and the other
+// nodes: each costs a system call or a hypervisor round trip.
+type AddChecks struct {
+	// Port reports a listen address another process holds (UDPPortFree).
+	Port func(Node) error
+	// Machine builds the node's machine once and, when it is a Prober,
+	// asks whether it exists.
+	Machine bool
 }
 
-// AddReadOnly registers a node of a fleet file: listed, not persisted, not
-// changeable at run time.
-func (m *Manager) AddReadOnly(n Node) error {
-	m.opMu.Lock()
-	defer m.opMu.Unlock()
-	return m.add(n, false, true, false)
-}
+// UseAddChecks sets the checks Add runs (none by default).
+func (m *Manager) UseAddChecks(c AddChecks) { m.checks = c }
 
-// add registers a node; persist writes its file (not for a fleet file's
-// nodes, nor for nodes restored from their files).
-func (m *Manager) add(n Node, active, readOnly, persist bool) error {
+// Add registers a node (stopped) and persists it, after checking what can
+// be checked before it runs: its configuration (*FieldError), its name
+// (ErrExists), its port against other nodes and, with AddChecks, other
+// processes (*PortInUseError) and that its machine is there when the
+// backend can tell (*MachineError). The machine is looked at without any
+// lock held, so a slow hypervisor holds up no other change.
+func (m *Manager) Add(ctx context.Context, n Node) error {
 	n.ApplyDefaults()
+	if err := n.Validate(); err != nil {
+		return err
+	}
+	if err := m.admissible(n); err != nil {
+		return err
+	}
+	if m.checks.Port != nil {
+		if err := m.checks.Port(n); err != nil {
+			return err
+		}
+	}
+	if m.checks.Machine {
+		if err := m.probe(ctx, n); err != nil {
+			return &MachineError{Node: n.Name, Err: err}
+		}
+	}
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	if err := m.register(n, false, false, true); err != nil {
+		return err
+	}
+	m.log.Info("node added", "node", n.Name, "listen", n.ListenAddr(), "backend", n.Backend.Type)
+	return nil
+}
+
+// AddReadOnly registers a node of a fleet file and starts it: listed, not
+// persisted, not changeable at run time. Only a refused registration is
+// returned; a node that fails to start stays listed in StatusError.
+func (m *Manager) AddReadOnly(ctx context.Context, n Node) error {
+	n.ApplyDefaults()
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	if err := m.register(n, false, true, false); err != nil {
+		return err
+	}
 	m.mu.Lock()
-	if _, ok := m.nodes[n.Name]; ok {
-		m.mu.Unlock()
-		return &FieldError{Node: n.Name, Field: "name", Err: ErrNodeExists}
-	}
-	fleet := make([]Node, 0, len(m.nodes)+1)
-	for _, mn := range m.nodes {
-		fleet = append(fleet, mn.node)
-	}
+	mn := m.nodes[n.Name]
 	m.mu.Unlock()
-	sort.Slice(fleet, func(i, j int) bool { return fleet[i].Name < fleet[j].Name })
-	if err := ValidateFleet(append(fleet, n)); err != nil {
+	_ = m.start(ctx, mn) // a failure is logged and shown in the node's status
+	return nil
+}
+
+// probe builds a node's machine once to see that it is there (for a
+// libvirt node: the hypervisor answers and the domain exists).
+func (m *Manager) probe(ctx context.Context, n Node) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	machine, err := m.machines(ctx, n)
+	if err != nil {
+		return err
+	}
+	defer machine.Close()
+	if p, ok := machine.(Prober); ok {
+		return p.Exists(ctx)
+	}
+	return nil
+}
+
+// admissible reports a node whose name or listen address another node has.
+// It looks only at the nodes on the same port.
+func (m *Manager) admissible(n Node) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.nodes[n.Name]; ok {
+		return fmt.Errorf("a BMC named %q %w", n.Name, ErrExists)
+	}
+	ip := net.ParseIP(n.Address)
+	for _, other := range m.byPort[n.Port] {
+		if bindsOverlap(ip, net.ParseIP(other.node.Address)) {
+			return &PortInUseError{Node: n.Name, Address: n.Address, Port: n.Port, Holder: other.node.Name}
+		}
+	}
+	return nil
+}
+
+// register validates a defaulted node and adds it; persist writes its file
+// (not for a fleet file's nodes, nor for nodes restored from their files).
+// m.opMu must be held.
+func (m *Manager) register(n Node, active, readOnly, persist bool) error {
+	if err := n.Validate(); err != nil {
+		return err
+	}
+	if err := m.admissible(n); err != nil {
 		return err
 	}
 	if persist && m.store != nil {
@@ -131,8 +203,10 @@ func (m *Manager) add(n Node, active, readOnly, persist bool) error {
 			return err
 		}
 	}
+	mn := &managedNode{node: n, status: StatusDown, active: active, readOnly: readOnly}
 	m.mu.Lock()
-	m.nodes[n.Name] = &managedNode{node: n, status: StatusDown, active: active, readOnly: readOnly}
+	m.nodes[n.Name] = mn
+	m.byPort[n.Port] = append(m.byPort[n.Port], mn)
 	m.mu.Unlock()
 	return nil
 }
@@ -145,8 +219,9 @@ func (m *Manager) Restore(ctx context.Context) []error {
 	}
 	stored, errs := m.store.LoadAll()
 	for _, sn := range stored {
+		sn.Node.ApplyDefaults()
 		m.opMu.Lock()
-		err := m.add(sn.Node, sn.Active, false, false) // its file is there: nothing to write
+		err := m.register(sn.Node, sn.Active, false, false) // its file is there: nothing to write
 		m.opMu.Unlock()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("restore %q: %w", sn.Node.Name, err))
@@ -161,29 +236,13 @@ func (m *Manager) Restore(ctx context.Context) []error {
 	return errs
 }
 
-// Check builds a node's machine once to see that it is there (for a libvirt
-// node: the hypervisor answers and the domain exists).
-func (m *Manager) Check(ctx context.Context, n Node) error {
-	n.ApplyDefaults()
-	machine, err := m.machines(ctx, n)
-	if err != nil {
-		return err
-	}
-	defer machine.Close()
-	if c, ok := machine.(interface{ Exists(context.Context) error }); ok {
-		return c.Exists(ctx)
-	}
-	return nil
-}
-
 // Delete stops a node and forgets it, removing its file.
 func (m *Manager) Delete(name string) error {
-	m.opMu.Lock()
-	defer m.opMu.Unlock()
-	mn, err := m.changeable(name)
-	if err != nil {
-		return fmt.Errorf("delete %q: %w", name, err)
-	}
+	return m.change("delete", name, m.remove)
+}
+
+func (m *Manager) remove(mn *managedNode) error {
+	name := mn.node.Name
 	// The file goes first: when it cannot be removed (a read-only config
 	// directory), the node stays as it was, running or not.
 	if m.store != nil {
@@ -196,23 +255,31 @@ func (m *Manager) Delete(name string) error {
 	}
 	m.mu.Lock()
 	delete(m.nodes, name)
+	m.byPort[mn.node.Port] = slices.DeleteFunc(m.byPort[mn.node.Port], func(o *managedNode) bool { return o == mn })
+	if len(m.byPort[mn.node.Port]) == 0 {
+		delete(m.byPort, mn.node.Port)
+	}
 	m.mu.Unlock()
 	m.log.Info("node deleted", "node", name)
 	return nil
 }
 
-// changeable returns a node that run-time commands may change.
-func (m *Manager) changeable(name string) (*managedNode, error) {
+// change runs fn, the operation op, holding m.opMu, on a node that
+// run-time commands may change: ErrNotFound or ErrReadOnly otherwise,
+// naming the operation and the node.
+func (m *Manager) change(op, name string, fn func(mn *managedNode) error) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	mn, ok := m.nodes[name]
+	m.mu.Unlock()
 	if !ok {
-		return nil, ErrUnknownNode
+		return fmt.Errorf("%s %q: %w", op, name, ErrNotFound)
 	}
 	if mn.readOnly {
-		return nil, ErrReadOnly
+		return fmt.Errorf("%s: %q %w", op, name, ErrReadOnly)
 	}
-	return mn, nil
+	return fn(mn)
 }
 
 // setActive records whether a stored node should run after a restart.
@@ -240,17 +307,16 @@ func (m *Manager) setActive(mn *managedNode, active bool) error {
 // Start brings a node up: its machine, then its listener. Starting a running
 // node does nothing. A failure leaves the node in StatusError with the reason.
 func (m *Manager) Start(ctx context.Context, name string) error {
-	m.opMu.Lock()
-	defer m.opMu.Unlock()
+	return m.change("start", name, func(mn *managedNode) error { return m.start(ctx, mn) })
+}
+
+// start brings mn up; m.opMu must be held.
+func (m *Manager) start(ctx context.Context, mn *managedNode) error {
 	m.mu.Lock()
-	mn, ok := m.nodes[name]
-	if !ok {
-		m.mu.Unlock()
-		return fmt.Errorf("start %q: %w", name, ErrUnknownNode)
-	}
 	running := mn.status == StatusRunning
 	node := mn.node
 	m.mu.Unlock()
+	name := node.Name
 	if err := m.setActive(mn, true); err != nil {
 		return fmt.Errorf("start %q: %w", name, err)
 	}
@@ -302,14 +368,12 @@ func (m *Manager) fail(mn *managedNode, fe Frontend, err error) error {
 
 // Stop takes a node down; stopping a stopped node does nothing.
 func (m *Manager) Stop(name string) error {
-	m.opMu.Lock()
-	defer m.opMu.Unlock()
+	return m.change("stop", name, m.stop)
+}
+
+func (m *Manager) stop(mn *managedNode) error {
+	name := mn.node.Name
 	m.mu.Lock()
-	mn, ok := m.nodes[name]
-	if !ok {
-		m.mu.Unlock()
-		return fmt.Errorf("stop %q: %w", name, ErrUnknownNode)
-	}
 	wasUp := mn.frontend != nil
 	m.mu.Unlock()
 
@@ -360,23 +424,39 @@ func (m *Manager) Machine(name string) Machine {
 	return nil
 }
 
+// Get returns one node with its state, probing only its own machine.
+func (m *Manager) Get(name string) (NodeStatus, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mn, ok := m.nodes[name]
+	if !ok {
+		return NodeStatus{}, fmt.Errorf("%q: %w", name, ErrNotFound)
+	}
+	return mn.state(), nil
+}
+
 // List returns every node with its state, sorted by name.
 func (m *Manager) List() []NodeStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]NodeStatus, 0, len(m.nodes))
 	for _, mn := range m.nodes {
-		st := NodeStatus{Node: mn.node, Status: mn.status, Reason: mn.reason, Active: mn.active, ReadOnly: mn.readOnly}
-		// A running BMC whose machine cannot be reached is in error.
-		if h, ok := mn.machine.(interface{ Health() error }); ok && st.Status == StatusRunning {
-			if err := h.Health(); err != nil {
-				st.Status, st.Reason = StatusError, err.Error()
-			}
-		}
-		out = append(out, st)
+		out = append(out, mn.state())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node.Name < out[j].Node.Name })
 	return out
+}
+
+// state is the node's state; the manager's mu must be held. A running
+// BMC whose machine cannot be reached is in error.
+func (mn *managedNode) state() NodeStatus {
+	st := NodeStatus{Node: mn.node, Status: mn.status, Reason: mn.reason, Active: mn.active, ReadOnly: mn.readOnly}
+	if p, ok := mn.machine.(Prober); ok && st.Status == StatusRunning {
+		if err := p.Health(); err != nil {
+			st.Status, st.Reason = StatusError, err.Error()
+		}
+	}
+	return st
 }
 
 // Close takes every node down without touching what is persisted, so that

@@ -158,7 +158,7 @@ func newManager(t *testing.T, nodes ...bmc.Node) *managerFixture {
 	fx := &managerFixture{ms: newMachines(), ffs: newFakeFrontends()}
 	fx.m = bmc.NewManager(fx.ms.factory, fx.ffs.factory, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for _, n := range nodes {
-		if err := fx.m.Add(n); err != nil {
+		if err := fx.m.Add(context.Background(), n); err != nil {
 			t.Fatalf("Add(%s): %v", n.Name, err)
 		}
 	}
@@ -213,7 +213,7 @@ func TestManagerAddRefuses(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			fx := newManager(t, at("a", "127.0.0.1", 7000))
-			err := fx.m.Add(tc.node)
+			err := fx.m.Add(context.Background(), tc.node)
 			if err == nil {
 				t.Fatalf("Add(%+v) succeeded", tc.node)
 			}
@@ -234,14 +234,14 @@ func TestManagerAddAppliesDefaults(t *testing.T) {
 	n := bmc.Node{Name: "plain", Address: "127.0.0.1", Port: 7000, Users: []bmc.User{{Name: "admin", Password: "pw"}}}
 	fx := newManager(t, n)
 	st := wantStatus(t, fx.m, "plain", bmc.StatusDown)
-	if st.Node.Backend.Type != bmc.BackendSim || st.Node.Backend.SoftOffDelay != bmc.DefaultSoftOffDelay {
+	if st.Node.Backend.Type != bmc.BackendSim || st.Node.Backend.Config != (bmc.SimConfig{SoftOffDelay: bmc.DefaultSoftOffDelay}) {
 		t.Errorf("backend = %+v, want sim defaults", st.Node.Backend)
 	}
 	if st.Node.Users[0].Privilege != bmc.PrivilegeAdministrator {
 		t.Errorf("privilege = %v, want administrator", st.Node.Users[0].Privilege)
 	}
 	// A stopped node holds its address: another node cannot take it.
-	if err := fx.m.Add(validNode("other", 7000)); err == nil {
+	if err := fx.m.Add(context.Background(), validNode("other", 7000)); err == nil {
 		t.Error("Add of a second node on a stopped node's port succeeded")
 	}
 }
@@ -515,11 +515,11 @@ func TestManagerRestartAfterServeFailureReleases(t *testing.T) {
 
 func TestManagerUnknownNode(t *testing.T) {
 	fx := newManager(t, validNode("n", 7000))
-	if err := fx.m.Start(context.Background(), "ghost"); !errors.Is(err, bmc.ErrUnknownNode) || !strings.Contains(err.Error(), `"ghost"`) {
-		t.Errorf("Start(ghost) = %v, want ErrUnknownNode naming ghost", err)
+	if err := fx.m.Start(context.Background(), "ghost"); !errors.Is(err, bmc.ErrNotFound) || !strings.Contains(err.Error(), `"ghost"`) {
+		t.Errorf("Start(ghost) = %v, want ErrNotFound naming ghost", err)
 	}
-	if err := fx.m.Stop("ghost"); !errors.Is(err, bmc.ErrUnknownNode) || !strings.Contains(err.Error(), `"ghost"`) {
-		t.Errorf("Stop(ghost) = %v, want ErrUnknownNode naming ghost", err)
+	if err := fx.m.Stop("ghost"); !errors.Is(err, bmc.ErrNotFound) || !strings.Contains(err.Error(), `"ghost"`) {
+		t.Errorf("Stop(ghost) = %v, want ErrNotFound naming ghost", err)
 	}
 	if m := fx.m.Machine("ghost"); m != nil {
 		t.Errorf("Machine(ghost) = %v, want nil", m)

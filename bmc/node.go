@@ -6,7 +6,6 @@ import (
 	"net"
 	"regexp"
 	"strings"
-	"time"
 )
 
 // Limits the IPMI wire format puts on credentials (IPMI 2.0 §22.28, §22.29).
@@ -27,20 +26,10 @@ var DefaultCipherSuites = []int{3, 17}
 // accepts it lets anyone in who knows a user name.
 var supportedCipherSuites = map[int]bool{1: true, 2: true, 3: true, 15: true, 16: true, 17: true}
 
-// DefaultSoftOffDelay is how long a simulated guest takes to shut down after
-// an ACPI soft-off request.
-const DefaultSoftOffDelay = time.Second
-
-// Backend types a node can use.
-const (
-	BackendSim     = "sim"
-	BackendLibvirt = "libvirt"
-)
-
 // Node is the configuration of one virtual BMC: where it listens, who may log
 // in, how it speaks IPMI and which machine it manages.
 type Node struct {
-	// Name identifies the node; for libvirt nodes it defaults the domain name.
+	// Name identifies the node (backends may default a machine name from it).
 	Name string `yaml:"name" json:"name"`
 	// Address is the IP address the node's UDP listener binds ("::" or "0.0.0.0" for all).
 	Address string `yaml:"address" json:"address"`
@@ -78,26 +67,6 @@ type Identity struct {
 	UUID string `yaml:"uuid,omitempty" json:"uuid,omitempty"`
 }
 
-// Backend says which machine a node manages and how to reach it.
-type Backend struct {
-	// Type is BackendSim (default) or BackendLibvirt.
-	Type string `yaml:"type" json:"type"`
-	// SoftOffDelay is how long a simulated guest takes to honour a soft off.
-	SoftOffDelay time.Duration `yaml:"soft_off_delay,omitempty" json:"soft_off_delay,omitempty"`
-	// URI is the libvirt connection URI (libvirt backend).
-	URI string `yaml:"uri,omitempty" json:"uri,omitempty"`
-	// Domain is the libvirt domain name or UUID (libvirt backend); empty means the node name.
-	Domain string `yaml:"domain,omitempty" json:"domain,omitempty"`
-	// Keyfile is the SSH private key for qemu+ssh URIs.
-	Keyfile string `yaml:"keyfile,omitempty" json:"keyfile,omitempty"`
-	// KnownHosts is the known_hosts file for qemu+ssh URIs.
-	KnownHosts string `yaml:"known_hosts,omitempty" json:"known_hosts,omitempty"`
-	// SASLUsername is the SASL user for qemu+tcp and qemu+tls URIs.
-	SASLUsername string `yaml:"sasl_username,omitempty" json:"sasl_username,omitempty"`
-	// SASLPassword is the SASL password for qemu+tcp and qemu+tls URIs.
-	SASLPassword string `yaml:"sasl_password,omitempty" json:"sasl_password,omitempty"`
-}
-
 // FieldError is a configuration error that names the node and the field at fault.
 type FieldError struct {
 	Node  string
@@ -131,22 +100,10 @@ func (n *Node) ListenAddr() string {
 	return net.JoinHostPort(n.Address, fmt.Sprint(n.Port))
 }
 
-// ApplyDefaults fills the fields a config may leave out.
+// ApplyDefaults fills the fields a config may leave out; the backend's own
+// defaults come from its registration.
 func (n *Node) ApplyDefaults() {
-	if n.Backend.Type == "" {
-		n.Backend.Type = BackendSim
-	}
-	if n.Backend.Type == BackendSim && n.Backend.SoftOffDelay == 0 {
-		n.Backend.SoftOffDelay = DefaultSoftOffDelay
-	}
-	if n.Backend.Type == BackendLibvirt {
-		if n.Backend.URI == "" {
-			n.Backend.URI = "qemu:///system"
-		}
-		if n.Backend.Domain == "" {
-			n.Backend.Domain = n.Name
-		}
-	}
+	n.Backend.applyDefaults(n)
 	for i := range n.Users {
 		if n.Users[i].Privilege == 0 {
 			n.Users[i].Privilege = PrivilegeAdministrator
@@ -191,7 +148,7 @@ func (n *Node) Validate() error {
 		}
 		seen[cs] = true
 	}
-	return n.validateBackend()
+	return n.Backend.validate(n)
 }
 
 func (n *Node) validateUsers() error {
@@ -224,33 +181,6 @@ func (n *Node) validateUsers() error {
 			return fe("privilege", "must be user, operator or administrator")
 		}
 		seen[u.Name] = true
-	}
-	return nil
-}
-
-func (n *Node) validateBackend() error {
-	fe := func(field, format string, args ...any) error {
-		return &FieldError{Node: n.Name, Field: "backend." + field, Err: fmt.Errorf(format, args...)}
-	}
-	switch n.Backend.Type {
-	case BackendSim:
-		if n.Backend.SoftOffDelay < 0 {
-			return fe("soft_off_delay", "must not be negative")
-		}
-		if n.Identity.UUID != "" {
-			if _, err := ParseUUID(n.Identity.UUID); err != nil {
-				return &FieldError{Node: n.Name, Field: "identity.uuid", Err: err}
-			}
-		}
-	case BackendLibvirt:
-		if n.Backend.URI == "" {
-			return fe("uri", "missing")
-		}
-		if (n.Backend.SASLUsername == "") != (n.Backend.SASLPassword == "") {
-			return fe("sasl_username", "sasl_username and sasl_password go together")
-		}
-	default:
-		return fe("type", "unknown backend %q (want %s or %s)", n.Backend.Type, BackendSim, BackendLibvirt)
 	}
 	return nil
 }

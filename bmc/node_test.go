@@ -17,7 +17,7 @@ func validNode(name string, port int) bmc.Node {
 		Address: "127.0.0.1",
 		Port:    port,
 		Users:   []bmc.User{{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}},
-		Backend: bmc.Backend{Type: bmc.BackendSim, SoftOffDelay: time.Second},
+		Backend: bmc.Backend{Type: bmc.BackendSim, Config: bmc.SimConfig{SoftOffDelay: time.Second}},
 	}
 	return n
 }
@@ -75,9 +75,6 @@ func TestValidateAcceptsValidNodes(t *testing.T) {
 		}},
 		{"every supported suite", func(n *bmc.Node) { n.CipherSuites = []int{1, 2, 3, 15, 16, 17} }},
 		{"identity uuid", func(n *bmc.Node) { n.Identity.UUID = "12345678-9abc-def0-1234-56789abcdef0" }},
-		{"libvirt with sasl", func(n *bmc.Node) {
-			n.Backend = bmc.Backend{Type: bmc.BackendLibvirt, URI: "qemu+tcp://h/system", SASLUsername: "u", SASLPassword: "p"}
-		}},
 		{"fifteen users", func(n *bmc.Node) {
 			n.Users = nil
 			for i := 0; i < 15; i++ {
@@ -141,16 +138,8 @@ func TestValidateRefusals(t *testing.T) {
 		{"duplicate suite", func(n *bmc.Node) { n.CipherSuites = []int{3, 17, 3} }, "n1", "cipher_suites", []string{"3", "twice"}},
 		{"unknown backend", func(n *bmc.Node) { n.Backend.Type = "vmware" }, "n1", "backend.type", []string{"vmware"}},
 		{"empty backend type", func(n *bmc.Node) { n.Backend.Type = "" }, "n1", "backend.type", nil},
-		{"negative soft off delay", func(n *bmc.Node) { n.Backend.SoftOffDelay = -time.Second }, "n1", "backend.soft_off_delay", nil},
-		{"libvirt without uri", func(n *bmc.Node) {
-			n.Backend = bmc.Backend{Type: bmc.BackendLibvirt}
-		}, "n1", "backend.uri", nil},
-		{"libvirt sasl username without password", func(n *bmc.Node) {
-			n.Backend = bmc.Backend{Type: bmc.BackendLibvirt, URI: "qemu+tcp://h/system", SASLUsername: "u"}
-		}, "n1", "backend.sasl_username", nil},
-		{"libvirt sasl password without username", func(n *bmc.Node) {
-			n.Backend = bmc.Backend{Type: bmc.BackendLibvirt, URI: "qemu+tcp://h/system", SASLPassword: "p"}
-		}, "n1", "backend.sasl_username", nil},
+		{"negative soft off delay", func(n *bmc.Node) { n.Backend.Config = bmc.SimConfig{SoftOffDelay: -time.Second} }, "n1", "backend.soft_off_delay", nil},
+		{"settings of another backend", func(n *bmc.Node) { n.Backend.Config = struct{ URI string }{"x"} }, "n1", "backend.type", []string{"sim"}},
 		{"bad identity uuid", func(n *bmc.Node) { n.Identity.UUID = "not-a-uuid" }, "n1", "identity.uuid", []string{"not-a-uuid"}},
 		{"identity uuid bad hex", func(n *bmc.Node) { n.Identity.UUID = "1234567g-9abc-def0-1234-56789abcdef0" }, "n1", "identity.uuid", nil},
 		{"identity uuid misplaced dash", func(n *bmc.Node) { n.Identity.UUID = "123456789-abc-def0-1234-56789abcdef0" }, "n1", "identity.uuid", nil},
@@ -259,23 +248,13 @@ func TestApplyDefaults(t *testing.T) {
 		{
 			name: "empty backend becomes sim",
 			in:   bmc.Node{Name: "n", Users: []bmc.User{{Name: "a"}}},
-			want: bmc.Backend{Type: bmc.BackendSim, SoftOffDelay: bmc.DefaultSoftOffDelay},
+			want: bmc.Backend{Type: bmc.BackendSim, Config: bmc.SimConfig{SoftOffDelay: bmc.DefaultSoftOffDelay}},
 			priv: []bmc.Privilege{bmc.PrivilegeAdministrator},
 		},
 		{
 			name: "sim keeps its delay",
-			in:   bmc.Node{Name: "n", Backend: bmc.Backend{Type: bmc.BackendSim, SoftOffDelay: 3 * time.Second}},
-			want: bmc.Backend{Type: bmc.BackendSim, SoftOffDelay: 3 * time.Second},
-		},
-		{
-			name: "libvirt defaults uri and domain",
-			in:   bmc.Node{Name: "vm1", Backend: bmc.Backend{Type: bmc.BackendLibvirt}},
-			want: bmc.Backend{Type: bmc.BackendLibvirt, URI: "qemu:///system", Domain: "vm1"},
-		},
-		{
-			name: "libvirt keeps uri and domain",
-			in:   bmc.Node{Name: "vm1", Backend: bmc.Backend{Type: bmc.BackendLibvirt, URI: "qemu+ssh://h/system", Domain: "other"}},
-			want: bmc.Backend{Type: bmc.BackendLibvirt, URI: "qemu+ssh://h/system", Domain: "other"},
+			in:   bmc.Node{Name: "n", Backend: bmc.Backend{Type: bmc.BackendSim, Config: bmc.SimConfig{SoftOffDelay: 3 * time.Second}}},
+			want: bmc.Backend{Type: bmc.BackendSim, Config: bmc.SimConfig{SoftOffDelay: 3 * time.Second}},
 		},
 		{
 			name: "privileges: zero becomes administrator, others kept",
@@ -284,7 +263,7 @@ func TestApplyDefaults(t *testing.T) {
 				{Name: "b", Privilege: bmc.PrivilegeUser},
 				{Name: "c", Privilege: bmc.PrivilegeOperator},
 			}},
-			want: bmc.Backend{Type: bmc.BackendSim, SoftOffDelay: bmc.DefaultSoftOffDelay},
+			want: bmc.Backend{Type: bmc.BackendSim, Config: bmc.SimConfig{SoftOffDelay: bmc.DefaultSoftOffDelay}},
 			priv: []bmc.Privilege{bmc.PrivilegeAdministrator, bmc.PrivilegeUser, bmc.PrivilegeOperator},
 		},
 		{

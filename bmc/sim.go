@@ -50,7 +50,8 @@ func NewSimMachine(n Node) (*SimMachine, error) {
 			return nil, fmt.Errorf("node %q: %w", n.Name, err)
 		}
 	}
-	delay := n.Backend.SoftOffDelay
+	cfg, _ := n.Backend.Config.(SimConfig)
+	delay := cfg.SoftOffDelay
 	if delay == 0 {
 		delay = DefaultSoftOffDelay
 	}
@@ -108,107 +109,103 @@ func (m *SimMachine) begin(ctx context.Context) error {
 	return nil
 }
 
-// PowerState reports whether the machine is on.
-func (m *SimMachine) PowerState(ctx context.Context) (PowerState, error) {
+// locked runs fn holding the machine's lock, once begin lets it.
+func (m *SimMachine) locked(ctx context.Context, fn func() error) error {
 	if err := m.begin(ctx); err != nil {
-		return PowerOff, err
+		return err
 	}
 	defer m.mu.Unlock()
-	return m.state, nil
+	return fn()
+}
+
+// lockedRead returns what get reads under the machine's lock.
+func lockedRead[T any](ctx context.Context, m *SimMachine, get func() T) (T, error) {
+	var v T
+	err := m.locked(ctx, func() error { v = get(); return nil })
+	return v, err
+}
+
+// PowerState reports whether the machine is on.
+func (m *SimMachine) PowerState(ctx context.Context) (PowerState, error) {
+	return lockedRead(ctx, m, func() PowerState { return m.state })
 }
 
 // PowerOn powers the machine on and boots it.
 func (m *SimMachine) PowerOn(ctx context.Context) error {
-	if err := m.begin(ctx); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	if m.state == PowerOn {
+	return m.locked(ctx, func() error {
+		if m.state == PowerOn {
+			return nil
+		}
+		m.setStateLocked(PowerOn)
+		m.bootLocked()
 		return nil
-	}
-	m.setStateLocked(PowerOn)
-	m.bootLocked()
-	return nil
+	})
 }
 
 // PowerOff cuts power at once.
 func (m *SimMachine) PowerOff(ctx context.Context) error {
-	if err := m.begin(ctx); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	m.powerOffLocked("Power off")
-	return nil
+	return m.locked(ctx, func() error {
+		m.powerOffLocked("Power off")
+		return nil
+	})
 }
 
 // SoftOff starts a guest shutdown that completes after the configured delay.
 func (m *SimMachine) SoftOff(ctx context.Context) error {
-	if err := m.begin(ctx); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	if m.state == PowerOff || m.timer != nil {
-		return nil
-	}
-	m.consolef("ACPI power button pressed: the system is going down for power off\r\n")
-	epoch := m.epoch
-	m.timer = time.AfterFunc(m.softOffDelay, func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.epoch == epoch {
-			m.powerOffLocked("Reached target Power-Off")
+	return m.locked(ctx, func() error {
+		if m.state == PowerOff || m.timer != nil {
+			return nil
 		}
+		m.consolef("ACPI power button pressed: the system is going down for power off\r\n")
+		epoch := m.epoch
+		m.timer = time.AfterFunc(m.softOffDelay, func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if m.epoch == epoch {
+				m.powerOffLocked("Reached target Power-Off")
+			}
+		})
+		return nil
 	})
-	return nil
 }
 
 // Reset reboots a running machine.
 func (m *SimMachine) Reset(ctx context.Context) error {
-	if err := m.begin(ctx); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	if m.state != PowerOn {
-		return ErrPoweredOff
-	}
-	m.setStateLocked(PowerOn)
-	m.consolef("\r\nHard reset\r\n")
-	m.bootLocked()
-	return nil
+	return m.locked(ctx, func() error {
+		if m.state != PowerOn {
+			return ErrPoweredOff
+		}
+		m.setStateLocked(PowerOn)
+		m.consolef("\r\nHard reset\r\n")
+		m.bootLocked()
+		return nil
+	})
 }
 
 // PowerCycle powers the machine off (when on) and on again.
 func (m *SimMachine) PowerCycle(ctx context.Context) error {
-	if err := m.begin(ctx); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	m.powerOffLocked("Power cycle")
-	m.setStateLocked(PowerOn)
-	m.bootLocked()
-	return nil
+	return m.locked(ctx, func() error {
+		m.powerOffLocked("Power cycle")
+		m.setStateLocked(PowerOn)
+		m.bootLocked()
+		return nil
+	})
 }
 
 // DiagnosticInterrupt delivers an NMI to a running machine.
 func (m *SimMachine) DiagnosticInterrupt(ctx context.Context) error {
-	if err := m.begin(ctx); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	if m.state != PowerOn {
-		return ErrPoweredOff
-	}
-	m.consolef("Uhhuh. NMI received for unknown reason 3d on CPU 0.\r\n")
-	return nil
+	return m.locked(ctx, func() error {
+		if m.state != PowerOn {
+			return ErrPoweredOff
+		}
+		m.consolef("Uhhuh. NMI received for unknown reason 3d on CPU 0.\r\n")
+		return nil
+	})
 }
 
 // BootOverride returns the override the next boot will use.
 func (m *SimMachine) BootOverride(ctx context.Context) (BootOverride, error) {
-	if err := m.begin(ctx); err != nil {
-		return BootOverride{}, err
-	}
-	defer m.mu.Unlock()
-	return m.override, nil
+	return lockedRead(ctx, m, func() BootOverride { return m.override })
 }
 
 // SetBootOverride stores the override for the next (or every) boot.
@@ -216,21 +213,15 @@ func (m *SimMachine) SetBootOverride(ctx context.Context, o BootOverride) error 
 	if _, ok := bootDeviceNames[o.Device]; !ok {
 		return fmt.Errorf("boot device %d: %w", int(o.Device), ErrInvalidArgument)
 	}
-	if err := m.begin(ctx); err != nil {
-		return err
-	}
-	defer m.mu.Unlock()
-	m.override = o
-	return nil
+	return m.locked(ctx, func() error {
+		m.override = o
+		return nil
+	})
 }
 
 // UUID returns the machine's UUID.
 func (m *SimMachine) UUID(ctx context.Context) (UUID, error) {
-	if err := m.begin(ctx); err != nil {
-		return UUID{}, err
-	}
-	defer m.mu.Unlock()
-	return m.uuid, nil
+	return lockedRead(ctx, m, func() UUID { return m.uuid })
 }
 
 // OpenConsole attaches to the simulated serial console.

@@ -30,7 +30,7 @@ func newSim(t *testing.T, edit ...func(*bmc.Node)) *bmc.SimMachine {
 }
 
 func softOffDelay(d time.Duration) func(*bmc.Node) {
-	return func(n *bmc.Node) { n.Backend.SoftOffDelay = d }
+	return func(n *bmc.Node) { n.Backend.Config = bmc.SimConfig{SoftOffDelay: d} }
 }
 
 func powerState(t *testing.T, m bmc.Machine) bmc.PowerState {

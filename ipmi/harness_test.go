@@ -48,7 +48,7 @@ func startNodeWith(t testing.TB, opts ipmi.Options, edit ...func(*bmc.Node)) *te
 		Name:    "node-" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()),
 		Address: "127.0.0.1",
 		Users:   []bmc.User{admin, operator, viewer},
-		Backend: bmc.Backend{Type: bmc.BackendSim, SoftOffDelay: 200 * time.Millisecond},
+		Backend: bmc.Backend{Type: bmc.BackendSim, Config: bmc.SimConfig{SoftOffDelay: 200 * time.Millisecond}},
 	}
 	for _, e := range edit {
 		e(&cfg)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
-	"github.com/govbmc/govbmc/bmc"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -77,17 +76,6 @@ type Conn struct {
 	// Connects counts connections established (transport, login and
 	// driver opened).
 	Connects atomic.Int64
-}
-
-// CheckBackend validates a node's libvirt URI without connecting, so that a
-// fleet file with a bad URI is refused when it is read.
-func CheckBackend(b bmc.Backend) error {
-	raw, err := EffectiveURI(b)
-	if err != nil {
-		return err
-	}
-	_, err = ParseURI(raw)
-	return err
 }
 
 // newConn starts a connection maintained in the background.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"sync"
 	"sync/atomic"
 
@@ -57,27 +56,6 @@ func NewDomain(conn *Conn, ref string, log *slog.Logger) *Domain {
 	d := &Domain{conn: conn, ref: ref, log: log.With("domain", ref), dirtyID: -1}
 	d.console = newConsole(d)
 	return d
-}
-
-// EffectiveURI is a node's libvirt URI with the node's key file and
-// known_hosts settings added as the URI parameters libvirt defines.
-func EffectiveURI(b bmc.Backend) (string, error) {
-	if b.Keyfile == "" && b.KnownHosts == "" {
-		return b.URI, nil
-	}
-	u, err := url.Parse(b.URI)
-	if err != nil {
-		return "", fmt.Errorf("libvirt URI %s: not a URI", redacted(b.URI))
-	}
-	q := u.Query()
-	if b.Keyfile != "" && q.Get("keyfile") == "" {
-		q.Set("keyfile", b.Keyfile)
-	}
-	if b.KnownHosts != "" && q.Get("known_hosts") == "" {
-		q.Set("known_hosts", b.KnownHosts)
-	}
-	u.RawQuery = q.Encode()
-	return u.String(), nil
 }
 
 // do runs op against the domain on the shared connection, naming the

@@ -17,8 +17,9 @@ type Pool struct {
 }
 
 type poolKey struct {
-	uri   string
-	creds Credentials
+	uri                 string
+	keyfile, knownHosts string // set apart from the URI's own text
+	creds               Credentials
 }
 
 // NewPool returns an empty pool; callTimeout bounds each libvirt call (zero
@@ -37,7 +38,13 @@ func (p *Pool) Get(rawURI string, creds Credentials) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := poolKey{rawURI, creds}
+	return p.GetURI(u, creds)
+}
+
+// GetURI is Get for a parsed URI, whose Keyfile and KnownHosts may come from
+// a node's settings rather than from its text.
+func (p *Pool) GetURI(u *URI, creds Credentials) (*Conn, error) {
+	k := poolKey{u.Raw, u.Keyfile, u.KnownHosts, creds}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.conns[k]; ok {

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/control"
+	"github.com/govbmc/govbmc/libvirtconn"
 	"github.com/spf13/cobra"
 )
 
@@ -52,7 +54,7 @@ on the next free ports of --port-range.`,
 			if o.all {
 				return a.addAll(cmd, o, tmpl)
 			}
-			tmpl.Name, tmpl.Backend.Domain = args[0], args[0]
+			tmpl.Name = args[0]
 			ctx, cancel := a.ctx()
 			defer cancel()
 			if _, err := a.client().Add(ctx, tmpl); err != nil {
@@ -66,13 +68,13 @@ on the next free ports of --port-range.`,
 	f.StringVar(&o.password, "password", "password", `The BMC password; defaults to "password"`)
 	f.IntVar(&o.port, "port", 623, "Port to listen on; defaults to 623")
 	f.StringVar(&o.address, "address", "::", "The address to bind to (IPv4 and IPv6 are supported); defaults to ::")
-	f.StringVar(&o.libvirtURI, "libvirt-uri", "qemu:///system", `The libvirt URI; defaults to "qemu:///system"`)
+	f.StringVar(&o.libvirtURI, "libvirt-uri", libvirtconn.DefaultURI, `The libvirt URI; defaults to "`+libvirtconn.DefaultURI+`"`)
 	f.StringVar(&o.saslUser, "libvirt-sasl-username", "", "The libvirt SASL username; defaults to None")
 	f.StringVar(&o.saslPass, "libvirt-sasl-password", "", "The libvirt SASL password; defaults to None")
 	f.StringVar(&o.sshKey, "libvirt-ssh-key", "", "SSH private key file for a qemu+ssh libvirt URI")
 	f.StringArrayVar(&o.users, "user", nil, "a BMC account NAME:PASSWORD:PRIVILEGE (user, operator or administrator); repeatable")
 	f.StringVar(&o.cipherSuites, "cipher-suites", "", "RMCP+ cipher suites offered, e.g. 3,17 (default 3,17; 0 is never allowed)")
-	f.StringVar(&o.backend, "backend", bmc.BackendLibvirt, "what the BMC drives: libvirt or sim (a simulated server)")
+	f.StringVar(&o.backend, "backend", libvirtconn.BackendType, "what the BMC drives: libvirt or sim (a simulated server)")
 	f.BoolVar(&o.all, "all", false, "add a BMC for every domain of --libvirt-uri that has none")
 	f.StringVar(&o.portRange, "port-range", "", "with --all: the ports to use, FIRST-LAST (e.g. 6230-6299)")
 	f.StringVarP(&o.format, "format", "f", "table", "with --all: output format of the added BMCs: table, json, yaml, value or csv")
@@ -92,10 +94,8 @@ func (o *addOptions) node(cmd *cobra.Command) (bmc.Node, error) {
 	if (o.saslUser == "") != (o.saslPass == "") {
 		return n, errors.New("A password and username are required to use Libvirt's SASL authentication")
 	}
-	switch o.backend {
-	case bmc.BackendLibvirt, bmc.BackendSim:
-	default:
-		return n, fmt.Errorf("--backend %q: want libvirt or sim", o.backend)
+	if !slices.Contains(bmc.BackendTypes(), o.backend) {
+		return n, fmt.Errorf("--backend %q: want %s", o.backend, strings.Join(bmc.BackendTypes(), " or "))
 	}
 	users, err := o.accounts(cmd)
 	if err != nil {
@@ -106,9 +106,9 @@ func (o *addOptions) node(cmd *cobra.Command) (bmc.Node, error) {
 		return n, err
 	}
 	n = bmc.Node{Address: o.address, Port: o.port, Users: users, CipherSuites: suites, Backend: bmc.Backend{Type: o.backend}}
-	if o.backend == bmc.BackendLibvirt {
-		n.Backend.URI, n.Backend.Keyfile = o.libvirtURI, o.sshKey
-		n.Backend.SASLUsername, n.Backend.SASLPassword = o.saslUser, o.saslPass
+	if o.backend == libvirtconn.BackendType {
+		// The domain defaults to the node's name, given later.
+		n.Backend.Config = libvirtconn.Config{URI: o.libvirtURI, Keyfile: o.sshKey, SASLUsername: o.saslUser, SASLPassword: o.saslPass}
 	}
 	return n, nil
 }
@@ -173,7 +173,7 @@ func (a *app) addAll(cmd *cobra.Command, o addOptions, tmpl bmc.Node) error {
 	if o.portRange == "" {
 		return errors.New("--all needs --port-range FIRST-LAST")
 	}
-	if o.backend != bmc.BackendLibvirt {
+	if o.backend != libvirtconn.BackendType {
 		return errors.New("--all lists the domains of --libvirt-uri: it needs --backend libvirt")
 	}
 	first, last, err := parsePortRange(o.portRange)
@@ -211,11 +211,10 @@ func (a *app) addAll(cmd *cobra.Command, o addOptions, tmpl bmc.Node) error {
 				return fmt.Errorf("--port-range %s: no free port left for %q (%d BMCs added)", o.portRange, d, len(added))
 			}
 			n := tmpl
-			n.Name, n.Backend.Domain, n.Port = d, d, port
+			n.Name, n.Port = d, port
 			used[port] = true
 			info, err := c.Add(ctx, n)
-			var ae *control.APIError
-			if asAPIError(err, &ae) && strings.Contains(ae.Message, "in use") {
+			if errors.Is(err, bmc.ErrPortInUse) {
 				continue // held by another process: try the next port
 			}
 			if err != nil {

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 
 	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/control"
+	"github.com/govbmc/govbmc/libvirtconn"
 	"github.com/spf13/cobra"
 )
 
@@ -28,11 +28,11 @@ func vbmcError(msg string) error { return fmt.Errorf("(1): %s", msg) }
 
 // describe turns a client error on name into what VirtualBMC would print.
 func (a *app) describe(name string, err error, failed bool) error {
+	if errors.Is(err, bmc.ErrNotFound) {
+		return vbmcError(notFound(name, failed))
+	}
 	var ae *control.APIError
-	if asAPIError(err, &ae) {
-		if ae.Status == http.StatusNotFound {
-			return vbmcError(notFound(name, failed))
-		}
+	if errors.As(err, &ae) {
 		return vbmcError(ae.Message)
 	}
 	return a.explain(err)
@@ -56,14 +56,6 @@ func (a *app) forEach(names []string, stopAtFirst, failed bool, op func(name str
 		return vbmcError(strings.Join(msgs, "\n"))
 	}
 	return nil
-}
-
-func asAPIError(err error, target **control.APIError) bool {
-	ae, ok := err.(*control.APIError)
-	if ok {
-		*target = ae
-	}
-	return ok
 }
 
 func (a *app) deleteCommand() *cobra.Command {
@@ -164,6 +156,7 @@ func showProperties(n control.NodeInfo) map[string]any {
 		return s
 	}
 	nd := n.Node
+	lv, _ := nd.Backend.Config.(libvirtconn.Config)
 	p := map[string]any{
 		"active":                n.Active,
 		"address":               nd.Address,
@@ -174,14 +167,14 @@ func showProperties(n control.NodeInfo) map[string]any {
 		"cipher_suites":         joinInts(nd.EffectiveCipherSuites()),
 		"ipmi_v15":              !nd.DisableIPMIv15,
 		"read_only":             n.ReadOnly,
-		"libvirt_uri":           none(nd.Backend.URI),
-		"libvirt_sasl_username": none(nd.Backend.SASLUsername),
-		"libvirt_sasl_password": none(nd.Backend.SASLPassword),
-		"libvirt_ssh_key":       none(nd.Backend.Keyfile),
+		"libvirt_uri":           none(lv.URI),
+		"libvirt_sasl_username": none(lv.SASLUsername),
+		"libvirt_sasl_password": none(lv.SASLPassword),
+		"libvirt_ssh_key":       none(lv.Keyfile),
 		"status_reason":         none(n.Reason),
 	}
-	if nd.Backend.Type == bmc.BackendLibvirt && nd.Backend.Domain != nd.Name {
-		p["libvirt_domain"] = nd.Backend.Domain
+	if nd.Backend.Type == libvirtconn.BackendType && lv.Domain != nd.Name {
+		p["libvirt_domain"] = lv.Domain
 	}
 	if len(nd.Users) > 0 {
 		p["username"] = nd.Users[0].Name

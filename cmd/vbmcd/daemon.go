@@ -17,37 +17,22 @@ import (
 	"github.com/govbmc/govbmc/internal/control"
 	"github.com/govbmc/govbmc/internal/version"
 	"github.com/govbmc/govbmc/ipmi"
-	"github.com/govbmc/govbmc/libvirtconn"
+	_ "github.com/govbmc/govbmc/libvirtconn" // registers the libvirt backend
 )
 
-// newManager wires the backends and the IPMI front end into a manager.
-// Nodes on the same hypervisor share one libvirt connection from pool.
-func newManager(log *slog.Logger, pool *libvirtconn.Pool) *bmc.Manager {
-	machines := func(_ context.Context, n bmc.Node) (bmc.Machine, error) {
-		switch n.Backend.Type {
-		case bmc.BackendSim:
-			return bmc.NewSimMachine(n)
-		case bmc.BackendLibvirt:
-			conn, err := libvirtConn(pool, n.Backend)
-			if err != nil {
-				return nil, err
-			}
-			return libvirtconn.NewDomain(conn, n.Backend.Domain, log.With("node", n.Name)), nil
-		}
-		return nil, fmt.Errorf("unknown backend %q", n.Backend.Type)
-	}
+// newManager wires the registered backends and the IPMI front end into a
+// manager. Every backend (libvirt through its import) registers itself; a
+// backend's driver, such as libvirt's pool of shared connections, starts at
+// its first node.
+func newManager(log *slog.Logger, backends *bmc.Backends) *bmc.Manager {
 	frontends := func(n bmc.Node, m bmc.Machine) (bmc.Frontend, error) {
 		return ipmi.New(n, m, ipmi.Options{Logger: log})
 	}
-	return bmc.NewManager(machines, frontends, log)
-}
-
-func libvirtConn(pool *libvirtconn.Pool, b bmc.Backend) (*libvirtconn.Conn, error) {
-	uri, err := libvirtconn.EffectiveURI(b)
-	if err != nil {
-		return nil, err
-	}
-	return pool.Get(uri, libvirtconn.Credentials{SASLUsername: b.SASLUsername, SASLPassword: b.SASLPassword})
+	mgr := bmc.NewManager(backends.NewMachine, frontends, log)
+	// vbmc add refuses a port another process holds and a machine that is
+	// not there, as VirtualBMC does.
+	mgr.UseAddChecks(bmc.AddChecks{Port: bmc.UDPPortFree, Machine: true})
+	return mgr
 }
 
 // runDaemon serves until ctx ends: the stored BMCs, the fleet file's, and
@@ -70,17 +55,17 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	defer release()
 
-	pool := libvirtconn.NewPool(log, 0)
-	defer pool.Close()
-	mgr := newManager(log, pool)
+	backends := bmc.NewBackends(log)
+	defer backends.Close()
+	mgr := newManager(log, backends)
 	mgr.UseStore(store)
 
 	started := 0
 	for _, n := range fleet {
-		if err := mgr.AddReadOnly(n); err != nil {
+		if err := mgr.AddReadOnly(ctx, n); err != nil {
 			return err
 		}
-		if err := mgr.Start(ctx, n.Name); err == nil {
+		if st, err := mgr.Get(n.Name); err == nil && st.Status == bmc.StatusRunning {
 			started++
 		}
 	}
@@ -98,15 +83,7 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 		_ = mgr.Close()
 		return err
 	}
-	domains := func(ctx context.Context, _ string, b bmc.Backend) ([]string, error) {
-		conn, err := libvirtConn(pool, b)
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Release()
-		return conn.Domains(ctx)
-	}
-	srv := &http.Server{Handler: control.NewServer(mgr, domains, version.Version, log), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: control.NewServer(mgr, backends.ListMachines, version.Version, log), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
 	log.Info("vbmcd serving", "config_dir", o.configDir, "socket", sock, "nodes", len(mgr.List()), "version", version.Version)

@@ -13,7 +13,6 @@ import (
 	"strconv"
 
 	"github.com/govbmc/govbmc/bmc"
-	"github.com/govbmc/govbmc/libvirtconn"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -36,7 +35,9 @@ func Load(path string) ([]bmc.Node, error) {
 	return nodes, nil
 }
 
-// Parse decodes and validates fleet YAML, applying defaults.
+// Parse decodes and validates fleet YAML, applying defaults. Each node's
+// backend settings are read and checked by the backend its type names, so
+// a program registers its backends (imports their packages) first.
 func Parse(raw []byte) ([]bmc.Node, error) {
 	var tree yaml.Node
 	if err := yaml.Unmarshal(raw, &tree); err != nil {
@@ -63,14 +64,6 @@ func Parse(raw []byte) ([]bmc.Node, error) {
 	}
 	if err := bmc.ValidateFleet(f.Nodes); err != nil {
 		return nil, err
-	}
-	for _, n := range f.Nodes {
-		if n.Backend.Type != bmc.BackendLibvirt {
-			continue
-		}
-		if err := libvirtconn.CheckBackend(n.Backend); err != nil {
-			return nil, &bmc.FieldError{Node: n.Name, Field: "backend.uri", Err: err}
-		}
 	}
 	return f.Nodes, nil
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/config"
+	"github.com/govbmc/govbmc/libvirtconn"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestLoadDemo(t *testing.T) {
@@ -24,7 +26,7 @@ func TestLoadDemo(t *testing.T) {
 		if n.Name != wantName || n.Address != "127.0.0.1" || n.Port != 6230+i {
 			t.Errorf("node %d = %s on %s, want %s on 127.0.0.1:%d", i, n.Name, n.ListenAddr(), wantName, 6230+i)
 		}
-		if n.Backend.Type != bmc.BackendSim || n.Backend.SoftOffDelay != bmc.DefaultSoftOffDelay {
+		if n.Backend.Type != bmc.BackendSim || n.Backend.Config != (bmc.SimConfig{SoftOffDelay: bmc.DefaultSoftOffDelay}) {
 			t.Errorf("%s backend = %+v, want sim with the default soft-off delay", n.Name, n.Backend)
 		}
 		want := []bmc.User{{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}}
@@ -79,8 +81,8 @@ func TestParse(t *testing.T) {
 		t.Fatalf("%d nodes, want 3", len(nodes))
 	}
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	if a.Backend.SoftOffDelay != 2*time.Second {
-		t.Errorf("soft_off_delay 2s parsed to %v, want %v", a.Backend.SoftOffDelay, 2*time.Second)
+	if a.Backend.Config != (bmc.SimConfig{SoftOffDelay: 2 * time.Second}) {
+		t.Errorf("soft_off_delay 2s parsed to %v, want %v", a.Backend.Config, 2*time.Second)
 	}
 	if len(a.CipherSuites) != 2 || a.CipherSuites[0] != 17 || a.CipherSuites[1] != 3 || !a.DisableIPMIv15 {
 		t.Errorf("a: suites %v, v1.5 disabled %v; want [17 3], true", a.CipherSuites, a.DisableIPMIv15)
@@ -92,14 +94,14 @@ func TestParse(t *testing.T) {
 	if a.Users[0].Privilege != bmc.PrivilegeAdministrator {
 		t.Errorf("a: omitted privilege became %v, want administrator", a.Users[0].Privilege)
 	}
-	wantB := bmc.Backend{Type: bmc.BackendLibvirt, URI: "qemu:///system", Domain: "b", SASLUsername: "u", SASLPassword: "p"}
+	wantB := bmc.Backend{Type: libvirtconn.BackendType, Config: libvirtconn.Config{URI: "qemu:///system", Domain: "b", SASLUsername: "u", SASLPassword: "p"}}
 	if b.Backend != wantB {
 		t.Errorf("b: backend %+v, want %+v", b.Backend, wantB)
 	}
 	if b.Users[0].Privilege != bmc.PrivilegeOperator || b.Users[1].Privilege != bmc.PrivilegeUser {
 		t.Errorf("b: privileges %v, %v; want operator, user", b.Users[0].Privilege, b.Users[1].Privilege)
 	}
-	if c.Backend.Type != bmc.BackendSim || c.Backend.SoftOffDelay != bmc.DefaultSoftOffDelay {
+	if c.Backend.Type != bmc.BackendSim || c.Backend.Config != (bmc.SimConfig{SoftOffDelay: bmc.DefaultSoftOffDelay}) {
 		t.Errorf("c: backend %+v, want the sim defaults", c.Backend)
 	}
 }
@@ -119,7 +121,7 @@ func TestParseSoftOffDelay(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			if got := nodes[0].Backend.SoftOffDelay; got != tc.want {
+			if got := nodes[0].Backend.Config.(bmc.SimConfig).SoftOffDelay; got != tc.want {
 				t.Errorf("soft_off_delay %s = %v, want %v", tc.value, got, tc.want)
 			}
 		})
@@ -290,11 +292,11 @@ func TestLibvirtExampleParses(t *testing.T) {
 	if len(nodes) != 6 {
 		t.Fatalf("%d nodes", len(nodes))
 	}
-	if b := nodes[3].Backend; b.SASLUsername != "govbmc" || b.SASLPassword == "" {
+	if b, _ := nodes[3].Backend.Config.(libvirtconn.Config); b.SASLUsername != "govbmc" || b.SASLPassword == "" {
 		t.Errorf("%s: SASL credentials not read: %+v", nodes[3].Name, b)
 	}
 	for _, n := range nodes {
-		if n.Backend.Type != "libvirt" || n.Backend.URI == "" || n.Backend.Domain == "" {
+		if b, _ := n.Backend.Config.(libvirtconn.Config); n.Backend.Type != "libvirt" || b.URI == "" || b.Domain == "" {
 			t.Errorf("%s: backend %+v", n.Name, n.Backend)
 		}
 	}
@@ -326,5 +328,61 @@ func TestBadLibvirtURIRefusedAtLoad(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("%s: the error repeats the password: %v", uri, err)
 		}
+	}
+}
+
+// TestParseBackendSettings: a backend section is read by the backend its
+// type names; keys of another backend are accepted as the flat settings of
+// old accepted them, and a key no backend has is refused by node and field.
+func TestParseBackendSettings(t *testing.T) {
+	tests := []struct {
+		name    string
+		backend string
+		want    bmc.Backend
+		err     []string // fragments of the refusal; nil when accepted
+	}{
+		{"sim", "{type: sim, soft_off_delay: 3s}", bmc.Backend{Type: "sim", Config: bmc.SimConfig{SoftOffDelay: 3 * time.Second}}, nil},
+		{"sim with a libvirt key of old", "{type: sim, uri: \"qemu:///system\"}", bmc.Backend{Type: "sim", Config: bmc.SimConfig{SoftOffDelay: bmc.DefaultSoftOffDelay}}, nil},
+		{"libvirt ssh", "{type: libvirt, uri: \"qemu+ssh://h/system\", keyfile: /k, known_hosts: /kh, domain: d}",
+			bmc.Backend{Type: "libvirt", Config: libvirtconn.Config{URI: "qemu+ssh://h/system", Keyfile: "/k", KnownHosts: "/kh", Domain: "d"}}, nil},
+		{"misspelt key", "{type: libvirt, urri: \"qemu:///system\"}", bmc.Backend{}, []string{`node "n"`, "backend.urri"}},
+		{"misspelt key, no type", "{soft_off_dely: 2s}", bmc.Backend{}, []string{`node "n"`, "backend.soft_off_dely"}},
+		{"unknown type", "{type: xen, uri: x}", bmc.Backend{}, []string{`node "n"`, "backend.type", "xen"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes, err := config.Parse([]byte("nodes:\n" + node("n", "7000", adminUser, "backend: "+tc.backend)))
+			if tc.err != nil {
+				if err == nil {
+					t.Fatalf("accepted: %+v", nodes[0].Backend)
+				}
+				for _, w := range tc.err {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q lacks %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if nodes[0].Backend != tc.want {
+				t.Errorf("backend %+v, want %+v", nodes[0].Backend, tc.want)
+			}
+		})
+	}
+}
+
+// TestBackendYAMLRoundTrip: a node written as YAML keeps the flat settings.
+func TestBackendYAMLRoundTrip(t *testing.T) {
+	b := bmc.Backend{Type: "libvirt", Config: libvirtconn.Config{URI: "qemu:///system", Domain: "d"}}
+	raw, err := yaml.Marshal(struct {
+		Backend bmc.Backend `yaml:"backend"`
+	}{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "backend:\n    type: libvirt\n    uri: qemu:///system\n    domain: d\n"; string(raw) != want {
+		t.Errorf("written as\n%s\nwant\n%s", raw, want)
 	}
 }

@@ -39,19 +39,26 @@ func NewClient(path string) *Client {
 	return &Client{socket: path, http: &http.Client{Transport: tr, Timeout: clientTimeout}}
 }
 
-// APIError is a refusal from the daemon.
+// APIError is a refusal from the daemon. It unwraps to the manager's typed
+// error its code stands for (bmc.ErrNotFound, *bmc.PortInUseError…), so
+// that callers test it with errors.Is and errors.As.
 type APIError struct {
-	Status  int
+	// Status is the HTTP status.
+	Status int
+	// Code is the machine-readable kind of refusal.
+	Code ErrorCode
+	// Message is the daemon's message.
 	Message string
+	typed   error
 }
 
 // Error is the daemon's message.
 func (e *APIError) Error() string { return e.Message }
 
-// NotFound reports whether the daemon said there is no such BMC.
-func (e *APIError) NotFound() bool { return e.Status == http.StatusNotFound }
+// Unwrap returns the typed error the code stands for, or nil.
+func (e *APIError) Unwrap() error { return e.typed }
 
-func (c *Client) do(ctx context.Context, method, path string, header http.Header, body, out any) error {
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -63,9 +70,6 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 	req, err := http.NewRequestWithContext(ctx, method, "http://vbmcd"+path, rd)
 	if err != nil {
 		return err
-	}
-	for k, v := range header {
-		req.Header[k] = v
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -84,7 +88,7 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
 			e.Error = fmt.Sprintf("vbmcd answered %s", resp.Status)
 		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error}
+		return &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Error, typed: decodeError(e)}
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -97,65 +101,54 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 // Version returns the daemon's version.
 func (c *Client) Version(ctx context.Context) (string, error) {
 	var v VersionResponse
-	err := c.do(ctx, http.MethodGet, "/v1/version", nil, nil, &v)
+	err := c.do(ctx, http.MethodGet, "/v1/version", nil, &v)
 	return v.Version, err
 }
 
 // List returns every BMC.
 func (c *Client) List(ctx context.Context) ([]NodeInfo, error) {
 	var out []NodeInfo
-	err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, &out)
 	return out, err
 }
 
 // Show returns one BMC.
 func (c *Client) Show(ctx context.Context, name string) (NodeInfo, error) {
 	var out NodeInfo
-	err := c.do(ctx, http.MethodGet, "/v1/nodes/"+url.PathEscape(name), nil, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/v1/nodes/"+url.PathEscape(name), nil, &out)
 	return out, err
 }
 
 // Add registers a BMC.
 func (c *Client) Add(ctx context.Context, n bmc.Node) (NodeInfo, error) {
 	var out NodeInfo
-	err := c.do(ctx, http.MethodPost, "/v1/nodes", nil, AddRequest{Node: n}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/nodes", AddRequest{Node: n}, &out)
 	return out, err
 }
 
 // Delete removes a BMC.
 func (c *Client) Delete(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/nodes/"+url.PathEscape(name), nil, nil, nil)
+	return c.do(ctx, http.MethodDelete, "/v1/nodes/"+url.PathEscape(name), nil, nil)
 }
 
 // Start starts a BMC.
 func (c *Client) Start(ctx context.Context, name string) (NodeInfo, error) {
 	var out NodeInfo
-	err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(name)+"/start", nil, nil, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(name)+"/start", nil, &out)
 	return out, err
 }
 
 // Stop stops a BMC.
 func (c *Client) Stop(ctx context.Context, name string) (NodeInfo, error) {
 	var out NodeInfo
-	err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(name)+"/stop", nil, nil, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(name)+"/stop", nil, &out)
 	return out, err
 }
 
-// Domains lists the domains of a hypervisor. The SASL password travels in
-// a header, never in the URL.
+// Domains names the machines backend settings reach (for libvirt, the
+// domains of a hypervisor). Any password travels in the body.
 func (c *Client) Domains(ctx context.Context, b bmc.Backend) ([]string, error) {
-	q := url.Values{"uri": {b.URI}}
-	if b.Keyfile != "" {
-		q.Set("keyfile", b.Keyfile)
-	}
-	if b.SASLUsername != "" {
-		q.Set("sasl_username", b.SASLUsername)
-	}
-	h := http.Header{}
-	if b.SASLPassword != "" {
-		h.Set("X-SASL-Password", b.SASLPassword)
-	}
 	var out DomainsResponse
-	err := c.do(ctx, http.MethodGet, "/v1/domains?"+q.Encode(), h, nil, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/domains", DomainsRequest{Backend: b}, &out)
 	return out.Domains, err
 }

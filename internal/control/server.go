@@ -14,8 +14,9 @@ import (
 	"github.com/govbmc/govbmc/bmc"
 )
 
-// DomainLister lists the domains a libvirt URI reaches.
-type DomainLister func(ctx context.Context, uri string, b bmc.Backend) ([]string, error)
+// DomainLister names the machines backend settings reach (for libvirt, the
+// domains of a hypervisor).
+type DomainLister func(ctx context.Context, b bmc.Backend) ([]string, error)
 
 // Server answers the control API over a manager.
 type Server struct {
@@ -26,8 +27,8 @@ type Server struct {
 	mux     *http.ServeMux
 }
 
-// checkTimeout bounds the libvirt checks of an add.
-const checkTimeout = 15 * time.Second
+// listTimeout bounds listing a backend's machines.
+const listTimeout = 15 * time.Second
 
 // NewServer returns the API handler for mgr.
 func NewServer(mgr *bmc.Manager, domains DomainLister, version string, log *slog.Logger) *Server {
@@ -39,7 +40,7 @@ func NewServer(mgr *bmc.Manager, domains DomainLister, version string, log *slog
 	s.mux.HandleFunc("DELETE /v1/nodes/{name}", s.delete)
 	s.mux.HandleFunc("POST /v1/nodes/{name}/start", s.start)
 	s.mux.HandleFunc("POST /v1/nodes/{name}/stop", s.stop)
-	s.mux.HandleFunc("GET /v1/domains", s.listDomains)
+	s.mux.HandleFunc("POST /v1/domains", s.listDomains)
 	return s
 }
 
@@ -73,22 +74,32 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (s *Server) fail(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, errorResponse{Error: err.Error()})
+// fail answers a manager error with its status and code. The log names
+// the request and the code, never the message (it may quote settings).
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, resp := encodeError(err)
+	s.refuse(w, r, status, resp)
 }
 
-// statusFor maps a manager error to an HTTP status.
-func statusFor(err error) int {
-	var fe *bmc.FieldError
-	switch {
-	case errors.Is(err, bmc.ErrUnknownNode):
-		return http.StatusNotFound
-	case errors.Is(err, bmc.ErrNodeExists), errors.Is(err, bmc.ErrReadOnly):
-		return http.StatusConflict
-	case errors.As(err, &fe):
-		return http.StatusBadRequest
+// refuse writes an error response.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, resp errorResponse) {
+	s.log.Debug("control request refused", "method", r.Method, "path", r.URL.Path, "status", status, "code", resp.Code)
+	writeJSON(w, status, resp)
+}
+
+// badRequest answers a request that did not decode.
+func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, err error) {
+	s.refuse(w, r, http.StatusBadRequest, errorResponse{Error: fmt.Sprintf("bad request: %v", err), Code: CodeBadRequest})
+}
+
+// reply answers with one node's state after a change.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, status int, name string) {
+	st, err := s.mgr.Get(name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	return http.StatusInternalServerError
+	writeJSON(w, status, info(st))
 }
 
 func (s *Server) getVersion(w http.ResponseWriter, _ *http.Request) {
@@ -104,99 +115,29 @@ func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) find(name string) (bmc.NodeStatus, bool) {
-	for _, st := range s.mgr.List() {
-		if st.Node.Name == name {
-			return st, true
-		}
-	}
-	return bmc.NodeStatus{}, false
-}
-
 func (s *Server) show(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.find(r.PathValue("name"))
-	if !ok {
-		s.fail(w, http.StatusNotFound, fmt.Errorf("%q: %w", r.PathValue("name"), bmc.ErrUnknownNode))
-		return
-	}
-	writeJSON(w, http.StatusOK, info(st))
+	s.reply(w, r, http.StatusOK, r.PathValue("name"))
 }
 
-// add registers a BMC after checking what can be checked before it runs:
-// the configuration, its port (against other BMCs and other processes),
-// and for libvirt nodes that the domain exists.
+// add registers a BMC; the manager checks it.
 func (s *Server) add(w http.ResponseWriter, r *http.Request) {
 	var req AddRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		s.fail(w, http.StatusBadRequest, fmt.Errorf("bad request: %w", err))
+		s.badRequest(w, r, err)
 		return
 	}
-	n := req.Node
-	n.ApplyDefaults()
-	if err := n.Validate(); err != nil {
-		s.fail(w, http.StatusBadRequest, err)
+	if err := s.mgr.Add(r.Context(), req.Node); err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	if st, ok := s.find(n.Name); ok {
-		s.fail(w, http.StatusConflict, fmt.Errorf("a BMC for %q already exists (port %d)", n.Name, st.Node.Port))
-		return
-	}
-	for _, st := range s.mgr.List() {
-		if st.Node.Port == n.Port && bmc.ValidateFleet([]bmc.Node{st.Node, n}) != nil {
-			s.fail(w, http.StatusConflict, fmt.Errorf("port %d on %s for %q is already used by the BMC of %q", n.Port, n.Address, n.Name, st.Node.Name))
-			return
-		}
-	}
-	if err := portFree(n); err != nil {
-		s.fail(w, http.StatusConflict, fmt.Errorf("%q: %w", n.Name, err))
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
-	defer cancel()
-	if err := s.mgr.Check(ctx, n); err != nil {
-		s.fail(w, http.StatusBadRequest, fmt.Errorf("cannot add %q: %w", n.Name, err))
-		return
-	}
-	if err := s.mgr.Add(n); err != nil {
-		s.fail(w, statusFor(err), err)
-		return
-	}
-	s.log.Info("node added", "node", n.Name, "listen", n.ListenAddr(), "backend", n.Backend.Type)
-	st, _ := s.find(n.Name)
-	writeJSON(w, http.StatusCreated, info(st))
-}
-
-// portFree reports a port another process holds, naming it.
-func portFree(n bmc.Node) error {
-	c, err := net.ListenPacket("udp", n.ListenAddr())
-	if err != nil {
-		return fmt.Errorf("port %d on %s is already in use by another process: %w", n.Port, n.Address, err)
-	}
-	return c.Close()
-}
-
-func (s *Server) changeable(w http.ResponseWriter, name string) bool {
-	st, ok := s.find(name)
-	switch {
-	case !ok:
-		s.fail(w, http.StatusNotFound, fmt.Errorf("%q: %w", name, bmc.ErrUnknownNode))
-		return false
-	case st.ReadOnly:
-		s.fail(w, http.StatusConflict, fmt.Errorf("%q %w", name, bmc.ErrReadOnly))
-		return false
-	}
-	return true
+	s.reply(w, r, http.StatusCreated, req.Node.Name)
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if !s.changeable(w, name) {
-		return
-	}
-	if err := s.mgr.Delete(name); err != nil {
-		s.fail(w, statusFor(err), err)
+	if err := s.mgr.Delete(r.PathValue("name")); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -204,47 +145,48 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !s.changeable(w, name) {
-		return
-	}
 	err := s.mgr.Start(context.WithoutCancel(r.Context()), name)
-	st, _ := s.find(name)
-	if err != nil {
+	st, getErr := s.mgr.Get(name)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, info(st))
+	case getErr != nil || errors.Is(err, bmc.ErrReadOnly):
+		s.fail(w, r, err)
+	default:
 		// The BMC stays registered, in error, with the reason.
 		writeJSON(w, http.StatusBadGateway, struct {
 			errorResponse
 			NodeInfo
-		}{errorResponse{Error: err.Error()}, info(st)})
-		return
+		}{errorResponse{Error: err.Error(), Code: CodeFailed}, info(st)})
 	}
-	writeJSON(w, http.StatusOK, info(st))
 }
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !s.changeable(w, name) {
-		return
-	}
 	if err := s.mgr.Stop(name); err != nil {
-		s.fail(w, statusFor(err), err)
+		s.fail(w, r, err)
 		return
 	}
-	st, _ := s.find(name)
-	writeJSON(w, http.StatusOK, info(st))
+	s.reply(w, r, http.StatusOK, name)
 }
 
+// listDomains names the machines of the backend settings in the body; the
+// settings (and any password in them) travel in the body, never in the URL.
 func (s *Server) listDomains(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	b := bmc.Backend{Type: bmc.BackendLibvirt, URI: q.Get("uri"), Keyfile: q.Get("keyfile"),
-		SASLUsername: q.Get("sasl_username"), SASLPassword: r.Header.Get("X-SASL-Password")}
-	if b.URI == "" {
-		b.URI = "qemu:///system"
+	var req DomainsRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		s.badRequest(w, r, err)
+		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), listTimeout)
 	defer cancel()
-	names, err := s.domains(ctx, b.URI, b)
+	names, err := s.domains(ctx, req.Backend)
 	if err != nil {
-		s.fail(w, http.StatusBadGateway, err)
+		status, resp := encodeError(err)
+		if resp.Code == CodeFailed {
+			status = http.StatusBadGateway // the hypervisor's failure, not ours
+		}
+		s.refuse(w, r, status, resp)
 		return
 	}
 	writeJSON(w, http.StatusOK, DomainsResponse{Domains: names})
