@@ -9,6 +9,7 @@ require (
 	github.com/xdg-go/scram v1.1.2
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/crypto v0.58.0
+	gopkg.in/ini.v1 v1.68.0
 )
 
 require (
