@@ -30,9 +30,12 @@ test: test-deps vet
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZSMOKE)
 
+## BENCH_BASELINE: the revision make bench measures this checkout against, side by side (the last one before the seams work)
+BENCH_BASELINE ?= 9dca457
+
 ## bench: the full benchmarks (fleet scale, session rate, libvirt latency, slow operation); writes docs/BENCHMARKS.md
 bench: build test-deps
-	GOVBMC_BENCH=full $(GO) test -count=1 -v -timeout 30m ./bench
+	GOVBMC_BENCH=full GOVBMC_BENCH_BASELINE=$(BENCH_BASELINE) $(GO) test -count=1 -v -timeout 45m ./bench
 
 ## soak: 200 BMCs under full-session traffic for SOAKTIME with libvirtd restarted every minute
 SOAKTIME ?= 10m

@@ -151,31 +151,8 @@ func TestFleetScale(t *testing.T) {
 	}
 	var rows, verdicts []string
 	for _, n := range pick([]int{1, 20}, []int{1, 100, 1000}) {
-		const base = 31000
-		var fleet strings.Builder
-		fleet.WriteString("nodes:\n")
-		for i := 0; i < n; i++ {
-			fmt.Fprintf(&fleet, "  - {name: n%d, address: 127.0.0.1, port: %d, users: [{name: admin, password: password}]}\n", i, base+i)
-		}
-		cfg := testtool.WriteFile(t, fmt.Sprintf("fleet-%d.yaml", n), fleet.String())
-		cmd := exec.Command(filepath.Join(bin, "vbmcd"), "--config-dir", t.TempDir(), "--config", cfg)
-		logs := &testtool.Buffer{}
-		cmd.Stdout, cmd.Stderr = logs, logs
-		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		testtool.Eventually(t, 60*time.Second, "vbmcd serving", func() bool { return strings.Contains(logs.String(), "vbmcd serving") })
-		up := time.Since(start)
-		idle := rssKiB(cmd.Process.Pid)
-		targets := []load.Target{}
-		for i := 0; i < n; i++ {
-			targets = append(targets, load.Target{Host: "127.0.0.1", Port: base + i})
-		}
-		sweep := load.Run(context.Background(), load.Config{Targets: targets, Username: "admin", Password: "password", Concurrency: 64})
-		after := rssKiB(cmd.Process.Pid)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		f := measureFleet(t, filepath.Join(bin, "vbmcd"), n)
+		idle, after, up, sweep := f.idle, f.after, f.up, f.sweep
 		if sweep.Errors > 0 {
 			t.Errorf("%d BMCs: sweep errors: %s", n, sweep)
 		}
@@ -201,6 +178,59 @@ func TestFleetScale(t *testing.T) {
 		strings.Join(rows, "\n") + "\n\n" + strings.Join(verdicts, "\n") + "\n\nReproduce one row: write N sim nodes to a fleet file, `vbmcd --config FLEET`, then `ipmiload --targets 127.0.0.1:31000-$((31000+N-1)) -c 64`.\n")
 }
 
+// fleetResult is one fleet-scale measurement of a vbmcd binary.
+type fleetResult struct {
+	idle, after int // resident KiB, idle and after the sweep
+	up          time.Duration
+	sweep       load.Result
+}
+
+// measureFleet starts vbmcd with n simulated nodes from a fleet file and
+// measures the time until it serves them, its resident memory and a
+// full-session sweep over all of them (64 at a time).
+func measureFleet(t *testing.T, vbmcd string, n int) fleetResult {
+	t.Helper()
+	const base = 31000
+	var fleet strings.Builder
+	fleet.WriteString("nodes:\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&fleet, "  - {name: n%d, address: 127.0.0.1, port: %d, users: [{name: admin, password: password}]}\n", i, base+i)
+	}
+	start := time.Now()
+	cmd := startFleet(t, vbmcd, fleet.String())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var r fleetResult
+	r.up = time.Since(start)
+	r.idle = rssKiB(cmd.Process.Pid)
+	targets := make([]load.Target, 0, n)
+	for i := 0; i < n; i++ {
+		targets = append(targets, load.Target{Host: "127.0.0.1", Port: base + i})
+	}
+	r.sweep = load.Run(context.Background(), load.Config{Targets: targets, Username: "admin", Password: "password", Concurrency: 64})
+	r.after = rssKiB(cmd.Process.Pid)
+	return r
+}
+
+// startFleet runs vbmcd on a fleet file holding yaml and returns once it
+// says it is serving every node; the caller kills it.
+func startFleet(t *testing.T, vbmcd, yaml string) *exec.Cmd {
+	t.Helper()
+	cfg := testtool.WriteFile(t, fmt.Sprintf("fleet-%d.yaml", time.Now().UnixNano()), yaml)
+	cmd := exec.Command(vbmcd, "--config-dir", t.TempDir(), "--config", cfg)
+	logs := &testtool.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testtool.Eventually(t, 60*time.Second, "vbmcd serving", func() bool { return strings.Contains(logs.String(), "vbmcd serving") })
+	return cmd
+}
+
+// oneNodeFleet is a fleet file with one simulated node on port.
+func oneNodeFleet(port int) string {
+	return fmt.Sprintf("nodes:\n  - {name: one, address: 127.0.0.1, port: %d, users: [{name: admin, password: password}]}\n", port)
+}
+
 // TestSessionRate: sessions per second on one BMC, govbmc against go-ipmi's
 // reference server (goipmi-server), OpenIPMI's ipmi_sim and pyghmi's
 // fakebmc (VirtualBMC's engine), same client, same settings, same machine.
@@ -216,15 +246,8 @@ func TestSessionRate(t *testing.T) {
 	cfg := func(port int) load.Config {
 		return load.Config{Targets: []load.Target{{Host: "127.0.0.1", Port: port}}, Username: "admin", Password: "password", Concurrency: 8, Sessions: sessions}
 	}
-	fleet := testtool.WriteFile(t, "one.yaml", "nodes:\n  - {name: one, address: 127.0.0.1, port: 31900, users: [{name: admin, password: password}]}\n")
-	gov := exec.Command(filepath.Join(bin, "vbmcd"), "--config-dir", t.TempDir(), "--config", fleet)
-	gl := &testtool.Buffer{}
-	gov.Stdout, gov.Stderr = gl, gl
-	if err := gov.Start(); err != nil {
-		t.Fatal(err)
-	}
+	gov := startFleet(t, filepath.Join(bin, "vbmcd"), oneNodeFleet(31900))
 	defer func() { _ = gov.Process.Kill(); _ = gov.Wait() }()
-	testtool.Eventually(t, 20*time.Second, "vbmcd serving", func() bool { return strings.Contains(gl.String(), "vbmcd serving") })
 	ref := exec.Command(filepath.Join(bin, "goipmi-server"))
 	ref.Env = append(os.Environ(), "GOIPMI_SERVER_PORT=31901", "GOIPMI_SERVER_USER=admin", "GOIPMI_SERVER_PASS=password")
 	rl := &testtool.Buffer{}
