@@ -98,6 +98,8 @@ func addOutputFlags(cmd *cobra.Command, formats []string) *outputOptions {
 	f.BoolVar(&o.printEmpty, "print-empty", false, "Print empty table if there is no data to show.")
 	f.BoolVar(&o.noIndent, "noindent", false, "whether to disable indenting the JSON")
 	f.StringVar(&o.quote, "quote", "nonnumeric", "when to include quotes, defaults to nonnumeric (all, minimal, none, nonnumeric)")
+	// Refused before the daemon is asked, as cliff's parser refuses them.
+	cmd.PreRunE = func(*cobra.Command, []string) error { return o.check() }
 	return o
 }
 
