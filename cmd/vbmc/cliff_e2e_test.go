@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,19 +16,7 @@ import (
 // would run it.
 func (e *env) sh(script string) (stdout, stderr string, code int) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "-c", script)
-	cmd.Env = append(os.Environ(), "VBMC_CONFIG_DIR="+e.dir, "PATH="+e.bin+":"+os.Getenv("PATH"))
-	var o, s strings.Builder
-	cmd.Stdout, cmd.Stderr = &o, &s
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("sh -c %q: %v", script, err)
-	}
-	return o.String(), s.String(), code
+	return e.runProgram("sh", []string{"PATH=" + e.bin + ":" + os.Getenv("PATH")}, "-c", script)
 }
 
 // addSims adds (and starts, when asked) simulated BMCs on free ports.

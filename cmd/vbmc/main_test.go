@@ -61,10 +61,16 @@ func newEnv(t *testing.T) *env {
 // stdout, stderr and the exit status.
 func (e *env) run(name string, args ...string) (stdout, stderr string, code int) {
 	e.t.Helper()
+	return e.runProgram(filepath.Join(e.bin, name), nil, args...)
+}
+
+// runProgram runs a program with VBMC_CONFIG_DIR and env set.
+func (e *env) runProgram(name string, env []string, args ...string) (stdout, stderr string, code int) {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, name), args...)
-	cmd.Env = append(os.Environ(), "VBMC_CONFIG_DIR="+e.dir)
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(append(os.Environ(), "VBMC_CONFIG_DIR="+e.dir), env...)
 	var o, s strings.Builder
 	cmd.Stdout, cmd.Stderr = &o, &s
 	err := cmd.Run()
