@@ -105,8 +105,7 @@ func addOutputFlags(cmd *cobra.Command, formats []string) *outputOptions {
 
 // newOutputOptions are cliff's defaults, printing to the terminal.
 func newOutputOptions(formats []string) *outputOptions {
-	sort.Strings(formats)
-	return &outputOptions{formats: formats, format: "table", quote: "nonnumeric", terminal: stdoutTerminal, stderr: os.Stderr}
+	return &outputOptions{formats: slices.Sorted(slices.Values(formats)), format: "table", quote: "nonnumeric", terminal: stdoutTerminal, stderr: os.Stderr}
 }
 
 func envInt(name string) int {
