@@ -15,9 +15,9 @@ import (
 func addCliffGlobalFlags(root *cobra.Command) {
 	f := root.PersistentFlags()
 	f.String("log-file", "", "Specify a file to log output. Disabled by default.")
-	f.CountP("verbose", "v", "Increase verbosity of output. Can be repeated.")
-	f.BoolP("quiet", "q", false, "Suppress output except warnings and errors.")
-	f.Bool("debug", false, "Show tracebacks on errors.")
+	f.CountP("verbose", "v", "accepted for VirtualBMC compatibility (cliff's verbosity); no effect")
+	f.BoolP("quiet", "q", false, "accepted for VirtualBMC compatibility (cliff's quiet mode); no effect")
+	f.Bool("debug", false, "accepted for VirtualBMC compatibility (cliff's tracebacks); no effect")
 	root.MarkFlagsMutuallyExclusive("verbose", "quiet")
 }
 

@@ -87,7 +87,7 @@ func addShowFlags(cmd *cobra.Command) *outputOptions {
 func addOutputFlags(cmd *cobra.Command, formats []string) *outputOptions {
 	o := newOutputOptions(formats)
 	f := cmd.Flags()
-	f.StringVarP(&o.format, "format", "f", "table", "the output format, defaults to table ("+strings.Join(formats, ", ")+")")
+	f.StringVarP(&o.format, "format", "f", "table", "the output format: "+strings.Join(o.formats, ", "))
 	f.StringArrayVarP(&o.columns, "column", "c", nil, "specify the column(s) to include, can be repeated to show multiple columns")
 	f.StringArrayVar(&o.sortColumns, "sort-column", nil, "specify the column(s) to sort the data (columns specified first have a priority, non-existing columns are ignored), can be repeated")
 	f.BoolVar(&o.sortAscending, "sort-ascending", false, "sort the column(s) in ascending order")
@@ -97,7 +97,7 @@ func addOutputFlags(cmd *cobra.Command, formats []string) *outputOptions {
 	f.BoolVar(&o.fitWidth, "fit-width", envInt("CLIFF_FIT_WIDTH") != 0, "Fit the table to the display width. Implied if --max-width greater than 0. Set the environment variable CLIFF_FIT_WIDTH=1 to always enable")
 	f.BoolVar(&o.printEmpty, "print-empty", false, "Print empty table if there is no data to show.")
 	f.BoolVar(&o.noIndent, "noindent", false, "whether to disable indenting the JSON")
-	f.StringVar(&o.quote, "quote", "nonnumeric", "when to include quotes, defaults to nonnumeric (all, minimal, none, nonnumeric)")
+	f.StringVar(&o.quote, "quote", "nonnumeric", "when to include quotes in csv: all, minimal, none or nonnumeric")
 	// Refused before the daemon is asked, as cliff's parser refuses them.
 	cmd.PreRunE = func(*cobra.Command, []string) error { return o.check() }
 	return o
