@@ -23,6 +23,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 func main() {
 	root := newRootCommand()
 	err := root.Execute()
+	logToFile(root, err)
 	var ee exitError
 	switch {
 	case err == nil:
@@ -70,6 +71,7 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.configDir, "config-dir", control.DefaultConfigDir(), "vbmcd's config directory, where its socket is ($VBMC_CONFIG_DIR)")
 	var noDaemon bool
 	root.PersistentFlags().BoolVar(&noDaemon, "no-daemon", false, "accepted for VirtualBMC compatibility; vbmc never starts vbmcd itself")
+	addCliffGlobalFlags(root)
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.AddCommand(a.addCommand(), a.deleteCommand(), a.startCommand(), a.stopCommand(), a.listCommand(), a.showCommand())
 	return root
