@@ -72,6 +72,11 @@ func (c *console) typed(p []byte) {
 	}
 }
 
+// testHookHoldPausedStart, when a test sets it, runs between opening the
+// console of a domain started paused and resuming it: it holds the paused
+// start open (until ctx, the power on's, ends).
+var testHookHoldPausedStart func(ctx context.Context)
+
 // captureBoot runs start, which starts the domain (paused when asked), so
 // that the console captures the boot from the guest's first byte. A stream
 // opened once the domain runs misses the start of the boot (SeaBIOS's
@@ -112,6 +117,9 @@ func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libv
 	case <-ctx.Done():
 	case <-timer.C:
 		c.log.Warn("console stream not open in time; the guest starts without it", "waited", wait)
+	}
+	if hold := testHookHoldPausedStart; hold != nil {
+		hold(ctx)
 	}
 	if err := lv.DomainResume(dom); err != nil {
 		return undoPausedStart(lv, dom, err)

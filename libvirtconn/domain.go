@@ -59,8 +59,10 @@ func NewDomain(conn *Conn, ref string, log *slog.Logger) *Domain {
 const startUpTimeout = 30 * time.Second
 
 // startUp looks at the domain at once, in the background, for what an
-// earlier vbmcd left in it (see firstUseLocked). When the hypervisor cannot
-// be reached yet, the first operation that reaches it looks instead.
+// earlier vbmcd left in it (see firstUseLocked): a domain a vbmcd killed
+// mid power on left paused runs again when its BMC starts, not when a
+// client first asks. When the hypervisor cannot be reached yet, the first
+// operation that reaches it looks instead.
 func (d *Domain) startUp() {
 	ctx, cancel := context.WithTimeout(context.Background(), startUpTimeout)
 	d.stopStartUp = cancel
@@ -79,7 +81,8 @@ func (d *Domain) startUp() {
 }
 
 // firstUseLocked looks, once, at what an earlier vbmcd left in the domain:
-// a next-boot override marked in its definition. d.mu must be held.
+// a next-boot override marked in its definition, and a paused start it was
+// killed inside. d.mu must be held.
 func (d *Domain) firstUseLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 	if d.looked {
 		return nil
@@ -89,6 +92,9 @@ func (d *Domain) firstUseLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return err
 	}
 	d.boot.adopt(s, dom.ID)
+	if err := d.recoverStartLocked(lv, dom, s.startMarked); err != nil {
+		return err
+	}
 	d.looked = true
 	return nil
 }

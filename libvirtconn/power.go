@@ -102,13 +102,9 @@ func (d *Domain) startLocked(ctx context.Context, lv *libvirt.Libvirt, dom libvi
 		return err
 	}
 	// Capture the boot from its first line, for a SOL client to come.
-	err = d.console.captureBoot(ctx, lv, dom, func(paused bool) error {
-		if !paused {
-			return lv.DomainCreate(dom)
-		}
-		_, err := lv.DomainCreateWithFlags(dom, uint32(libvirt.DomainStartPaused))
-		return err
-	})
+	ms := &markedStart{lv: lv, dom: dom, log: d.log}
+	err = d.console.captureBoot(ctx, lv, dom, ms.start)
+	ms.finish()
 	if err != nil {
 		if on, _ := domainOn(lv, dom); on && !errors.Is(err, errResume) {
 			return nil // started meanwhile by someone else
