@@ -89,7 +89,7 @@ var testHookHoldPausedStart func(ctx context.Context)
 // following as fast as it can.
 func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Domain, start func(paused bool) error) error {
 	if err := start(true); err != nil {
-		if !hasCode(err, libvirt.ErrInvalidArg, libvirt.ErrNoSupport) {
+		if !errors.Is(err, errCannotStartPaused) && !hasCode(err, libvirt.ErrInvalidArg, libvirt.ErrNoSupport) {
 			return err
 		}
 		if err := start(false); err != nil {
@@ -126,6 +126,11 @@ func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libv
 	}
 	return nil
 }
+
+// errCannotStartPaused is what a start function of captureBoot returns
+// when it cannot start the domain paused (as a driver that refuses to
+// does): captureBoot starts it running instead.
+var errCannotStartPaused = errors.New("cannot start the domain paused")
 
 // hasCode reports whether err is a libvirt error with one of codes.
 func hasCode(err error, codes ...libvirt.ErrorNumber) bool {

@@ -32,10 +32,11 @@ type Domain struct {
 
 	// mu serialises this machine's state changes and its boot bookkeeping.
 	mu sync.Mutex
-	// looked is set once the domain has been looked at for what an earlier
-	// vbmcd left in it: a pending next-boot override, a paused start.
-	looked bool
-	boot   nextBoot
+	// looked is set once a pending next-boot override an earlier vbmcd
+	// marked in the definition has been looked for, recovered once a paused
+	// start it was killed inside has been (see firstUseLocked).
+	looked, recovered bool
+	boot              nextBoot
 }
 
 var _ bmc.Machine = (*Domain)(nil)
@@ -53,6 +54,27 @@ func NewDomain(conn *Conn, ref string, log *slog.Logger) *Domain {
 	}, d.log)
 	d.startUp()
 	return d
+}
+
+// EffectiveURI is a node's libvirt URI with the node's key file and
+// known_hosts settings added as the URI parameters libvirt defines.
+func EffectiveURI(b bmc.Backend) (string, error) {
+	if b.Keyfile == "" && b.KnownHosts == "" {
+		return b.URI, nil
+	}
+	u, err := url.Parse(b.URI)
+	if err != nil {
+		return "", fmt.Errorf("libvirt URI %s: not a URI", redacted(b.URI))
+	}
+	q := u.Query()
+	if b.Keyfile != "" && q.Get("keyfile") == "" {
+		q.Set("keyfile", b.Keyfile)
+	}
+	if b.KnownHosts != "" && q.Get("known_hosts") == "" {
+		q.Set("known_hosts", b.KnownHosts)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // startUpTimeout bounds the first look at a domain when its BMC starts.
@@ -80,44 +102,30 @@ func (d *Domain) startUp() {
 	}()
 }
 
-// firstUseLocked looks, once, at what an earlier vbmcd left in the domain:
-// a next-boot override marked in its definition, and a paused start it was
-// killed inside. d.mu must be held.
+// firstUseLocked looks at what an earlier vbmcd left in the domain: a
+// next-boot override marked in its definition (adopted once: a failure to
+// read the definition fails the operation, which looks again next time),
+// and a paused start it was killed inside (finished once it succeeds; a
+// failure is logged and tried again at the next use, never failing the
+// operation that looks). d.mu must be held.
 func (d *Domain) firstUseLocked(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-	if d.looked {
+	if d.looked && d.recovered {
 		return nil
 	}
 	s, err := scanInactive(lv, dom)
 	if err != nil {
 		return err
 	}
-	d.boot.adopt(s, dom.ID)
+	if !d.looked {
+		d.boot.adopt(s, dom.ID)
+		d.looked = true
+	}
 	if err := d.recoverStartLocked(lv, dom, s.startMarked); err != nil {
-		return err
+		d.log.Warn("could not finish the paused start of an interrupted power on; trying again at the next use", "err", err)
+		return nil
 	}
-	d.looked = true
+	d.recovered = true
 	return nil
-}
-
-// EffectiveURI is a node's libvirt URI with the node's key file and
-// known_hosts settings added as the URI parameters libvirt defines.
-func EffectiveURI(b bmc.Backend) (string, error) {
-	if b.Keyfile == "" && b.KnownHosts == "" {
-		return b.URI, nil
-	}
-	u, err := url.Parse(b.URI)
-	if err != nil {
-		return "", fmt.Errorf("libvirt URI %s: not a URI", redacted(b.URI))
-	}
-	q := u.Query()
-	if b.Keyfile != "" && q.Get("keyfile") == "" {
-		q.Set("keyfile", b.Keyfile)
-	}
-	if b.KnownHosts != "" && q.Get("known_hosts") == "" {
-		q.Set("known_hosts", b.KnownHosts)
-	}
-	u.RawQuery = q.Encode()
-	return u.String(), nil
 }
 
 // do runs op against the domain on the shared connection, naming the

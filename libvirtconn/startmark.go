@@ -52,8 +52,8 @@ func clearStartMark(lv *libvirt.Libvirt, dom libvirt.Domain, impact libvirt.Doma
 // liveStartMark returns the running domain's mark, if it has one.
 func liveStartMark(lv *libvirt.Libvirt, dom libvirt.Domain) (*startMark, error) {
 	raw, err := lv.DomainGetMetadata(dom, int32(libvirt.DomainMetadataElement), libvirt.OptString{startMarkNS}, libvirt.DomainAffectLive)
-	if hasCode(err, libvirt.ErrNoDomainMetadata) {
-		return nil, nil
+	if hasCode(err, libvirt.ErrNoDomainMetadata, libvirt.ErrNoSupport, libvirt.ErrArgumentUnsupported) {
+		return nil, nil // none, or a driver without metadata, which never had one
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read the domain's paused-start mark: %w", err)
@@ -83,7 +83,10 @@ func (m *markedStart) start(paused bool) error {
 		return m.lv.DomainCreate(m.dom)
 	}
 	if err := setStartMark(m.lv, m.dom, libvirt.DomainAffectConfig); err != nil {
-		return err
+		// Unmarked, a paused start would stay paused for good if vbmcd died
+		// inside it: start running, the console following.
+		m.log.Warn("starting without capturing the boot on the console", "err", err)
+		return fmt.Errorf("%w: %w", errCannotStartPaused, err)
 	}
 	_, err := m.lv.DomainCreateWithFlags(m.dom, uint32(libvirt.DomainStartPaused))
 	m.marked = err == nil
