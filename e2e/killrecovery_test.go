@@ -124,10 +124,14 @@ func TestVbmcdKilledInsidePausedStart(t *testing.T) {
 
 	first := startVbmcd(t, configDir, fleet, "GOVBMC_TEST_HOLD_PAUSED_START=1")
 	first.waitLog(t, 20*time.Second, "vbmcd serving")
+	sent := make(chan struct{})
+	t.Cleanup(func() { <-sent })
 	go func() {
-		// It gets no answer: the power on is held until vbmcd dies.
+		defer close(sent)
+		// It gets no answer: the power on is held until vbmcd dies. (One
+		// try of 1 s: the request is in by then.)
 		_, _ = testtool.Run(t, 30*time.Second, "ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", fmt.Sprint(port),
-			"-U", "admin", "-P", "password", "-R", "1", "-N", "10", "power", "on")
+			"-U", "admin", "-P", "password", "-R", "1", "-N", "1", "power", "on")
 	}()
 	first.waitLog(t, 60*time.Second, "test hook: holding the paused start")
 	// Inside the window, as libvirt holds it.

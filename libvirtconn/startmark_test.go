@@ -219,12 +219,52 @@ func TestStartMarkRecovery(t *testing.T) {
 	}
 }
 
+// TestPowerOnLeavesNoMark: a power on that completes leaves no mark,
+// neither in the running domain nor in the definition, whether it started
+// the domain paused (qemu) or could not (the test driver).
+func TestPowerOnLeavesNoMark(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	for _, tc := range []struct {
+		name, uri, doc string
+		args           []any
+	}{
+		{"qemu", "qemu:///system", testtool.ConsoleDomainXML, []any{testtool.VirtType()}},
+		{"test driver", "test:///default", testDomainXML, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.uri == "qemu:///system" {
+				testtool.Require(t, "qemu-system-x86_64")
+			}
+			c := connTo(t, tc.uri)
+			name := testtool.DefineTestDomain(t, c, tc.doc, tc.args...)
+			d := openDomain(t, c, name, nil)
+			if err := d.PowerOn(testCtx(t)); err != nil {
+				t.Fatal(err)
+			}
+			if st := testtool.DomainState(t, c, name); st != libvirt.DomainRunning {
+				t.Fatalf("state %v after power on, want running", st)
+			}
+			for _, flags := range []libvirt.DomainXMLFlags{0, libvirt.DomainXMLInactive} {
+				if doc := testtool.DomainXML(t, c, name, flags); strings.Contains(doc, startMarkNS) {
+					t.Errorf("mark left after the power on (XML flags %d):\n%s", flags, doc)
+				}
+			}
+		})
+	}
+}
+
 // qemuConn returns a shared connection to qemu:///system.
 func qemuConn(t *testing.T) *Conn {
 	t.Helper()
+	return connTo(t, "qemu:///system")
+}
+
+// connTo returns a shared connection to uri, on a pool of the test's.
+func connTo(t *testing.T, uri string) *Conn {
+	t.Helper()
 	pool := NewPool(nil, 0)
 	t.Cleanup(func() { pool.Close() })
-	c, err := pool.Get("qemu:///system", Credentials{})
+	c, err := pool.Get(uri, Credentials{})
 	if err != nil {
 		t.Fatal(err)
 	}
