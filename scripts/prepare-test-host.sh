@@ -44,14 +44,16 @@ esac
 exit 0
 HOOK
 )
-hook_changed=no
+# libvirtd looks for the hook only when it starts, then runs the file at
+# each call: a new hook needs a libvirtd restart, new contents do not.
+hook_created=no
 if command -v libvirtd >/dev/null; then
   if [ ! -x "$hook" ] || [ "$(cat "$hook")" != "$hook_body" ]; then
+    [ -x "$hook" ] || hook_created=yes
     mkdir -p "$(dirname "$hook")"
     printf '%s\n' "$hook_body" >"$hook.tmp"
     chmod 0755 "$hook.tmp"
     mv -f "$hook.tmp" "$hook"
-    hook_changed=yes
   fi
 fi
 
@@ -81,11 +83,11 @@ system_libvirtd() {
 if command -v libvirtd >/dev/null; then
   mkdir -p /run/libvirt
   pgrep -x virtlogd >/dev/null || daemon virtlogd -d
-  # libvirtd looks for hook scripts only when it starts. This file holds
-  # the pid of a libvirtd this script started with the hook in place; one
-  # started by anyone else may have started before the hook was written.
+  # This file holds the pid of a libvirtd this script started with the hook
+  # in place; one started by anyone else may have started before the hook
+  # existed.
   stamp=/run/libvirt/govbmc-hook-seen-by
-  if pid=$(system_libvirtd) && { [ "$kvm_changed" = yes ] || [ "$hook_changed" = yes ] || [ "$(cat "$stamp" 2>/dev/null)" != "$pid" ]; }; then
+  if pid=$(system_libvirtd) && { [ "$kvm_changed" = yes ] || [ "$hook_created" = yes ] || [ "$(cat "$stamp" 2>/dev/null)" != "$pid" ]; }; then
     # It probed QEMU without KVM access, or may have started without the
     # hook: start it again (running domains keep running; it reconnects to
     # them).
