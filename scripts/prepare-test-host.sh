@@ -45,14 +45,16 @@ exit 0
 HOOK
 )
 # libvirtd looks for the hook only when it starts, then runs the file at
-# each call: a new hook needs a libvirtd restart, new contents do not.
+# each call: a new hook needs a libvirtd restart, new contents do not, and
+# keep the file's old mtime (older checkouts of this script restart
+# libvirtd when the hook looks newer than it).
 hook_created=no
 if command -v libvirtd >/dev/null; then
   if [ ! -x "$hook" ] || [ "$(cat "$hook")" != "$hook_body" ]; then
-    [ -x "$hook" ] || hook_created=yes
     mkdir -p "$(dirname "$hook")"
     printf '%s\n' "$hook_body" >"$hook.tmp"
     chmod 0755 "$hook.tmp"
+    if [ -x "$hook" ]; then touch -r "$hook" "$hook.tmp"; else hook_created=yes; fi
     mv -f "$hook.tmp" "$hook"
   fi
 fi
