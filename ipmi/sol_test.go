@@ -62,6 +62,17 @@ func TestSOLOneSessionAndDeactivateFromAnother(t *testing.T) {
 	}
 	mustContain(t, out, "SOL payload already active on another session")
 
+	// Everything the BMC sent before the deactivation must have reached
+	// the first console before its output is taken as the reference:
+	// ipmitool may still be printing the boot banner the BMC sent earlier.
+	// The simulated machine is quiet after its banner and echoes what is
+	// typed, in order, so once a typed marker's echo is on the first
+	// console, nothing sent before it is still on its way.
+	const marker = "settled-before-deactivate"
+	first.Type(t, marker)
+	testtool.Eventually(t, 5*time.Second, "the marker echoed on the first console", func() bool {
+		return strings.Contains(first.Output(), marker)
+	})
 	n.lanplus("sol", "deactivate")
 	// The first console gets nothing more.
 	seen := first.Output()
@@ -75,6 +86,9 @@ func TestSOLOneSessionAndDeactivateFromAnother(t *testing.T) {
 	testtool.Eventually(t, 5*time.Second, "the reset's messages on the new console", func() bool {
 		return strings.Contains(again.Output(), "Hard reset")
 	})
+	if first.Output() != seen {
+		t.Errorf("a deactivated console received the reset's messages too:\n%s", first.Output())
+	}
 	again.Type(t, "\r~.")
 	_ = again.Wait(t, 10*time.Second)
 }

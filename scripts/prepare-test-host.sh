@@ -44,36 +44,69 @@ esac
 exit 0
 HOOK
 )
-hook_changed=no
+# libvirtd looks for the hook only when it starts, then runs the file at
+# each call: a new hook needs a libvirtd restart, new contents do not, and
+# keep the file's old mtime (older checkouts of this script restart
+# libvirtd when the hook looks newer than it).
+hook_created=no
 if command -v libvirtd >/dev/null; then
   if [ ! -x "$hook" ] || [ "$(cat "$hook")" != "$hook_body" ]; then
     mkdir -p "$(dirname "$hook")"
     printf '%s\n' "$hook_body" >"$hook.tmp"
     chmod 0755 "$hook.tmp"
+    if [ -x "$hook" ]; then touch -r "$hook" "$hook.tmp"; else hook_created=yes; fi
     mv -f "$hook.tmp" "$hook"
-    hook_changed=yes
-  fi
-  # libvirtd looks for hook scripts only when it starts: one that started
-  # before the hook was written does not call it.
-  if pid=$(pgrep -xo libvirtd); then
-    started=$(( $(date +%s) - $(ps -o etimes= -p "$pid") ))
-    if [ "$started" -lt "$(stat -c %Y "$hook")" ]; then
-      hook_changed=yes
-    fi
   fi
 fi
 
+# daemon starts a daemon without this script's descriptors: run under
+# `flock LOCK make test` (how the tests share this machine's libvirtd), a
+# libvirtd that kept the lock's descriptor would hold the lock for as long
+# as it runs, and under `make test | tee LOG` it would hold the pipe open.
+daemon() {
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+    done
+    exec "$@" </dev/null >/dev/null 2>&1
+  )
+}
+
+# system_libvirtd prints the pid of the system libvirtd (the one owning
+# /run/libvirtd.pid; the tests' private libvirtds are also called libvirtd).
+system_libvirtd() {
+  local pid
+  pid=$(cat /run/libvirtd.pid 2>/dev/null) || return 1
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = libvirtd ] || return 1
+  echo "$pid"
+}
+
 if command -v libvirtd >/dev/null; then
   mkdir -p /run/libvirt
-  pgrep -x virtlogd >/dev/null || virtlogd -d
-  if { [ "$kvm_changed" = yes ] || [ "$hook_changed" = yes ]; } && pgrep -x libvirtd >/dev/null; then
-    # It probed QEMU without KVM access, or started without the hook:
-    # start it again (running domains keep running; it reconnects to them).
-    pkill -x libvirtd || true
-    for _ in $(seq 50); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
+  pgrep -x virtlogd >/dev/null || daemon virtlogd -d
+  # This file holds the pid of a libvirtd this script started with the hook
+  # in place; one started by anyone else may have started before the hook
+  # existed.
+  stamp=/run/libvirt/govbmc-hook-seen-by
+  if pid=$(system_libvirtd) && { [ "$kvm_changed" = yes ] || [ "$hook_created" = yes ] || [ "$(cat "$stamp" 2>/dev/null)" != "$pid" ]; }; then
+    # It probed QEMU without KVM access, or may have started without the
+    # hook: start it again (running domains keep running; it reconnects to
+    # them).
+    echo "prepare-test-host: restarting libvirtd (pid $pid) for the KVM permissions or the hook" >&2
+    kill "$pid"
+    for _ in $(seq 300); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+    if [ -e "/proc/$pid" ]; then
+      echo "prepare-test-host: libvirtd (pid $pid) still running 30 s after SIGTERM" >&2
+      exit 1
+    fi
   fi
-  pgrep -x libvirtd >/dev/null || libvirtd -d
-  for _ in $(seq 100); do [ -S /var/run/libvirt/libvirt-sock ] && break; sleep 0.1; done
+  if ! system_libvirtd >/dev/null; then
+    daemon libvirtd -d
+    for _ in $(seq 100); do system_libvirtd >/dev/null && [ -S /var/run/libvirt/libvirt-sock ] && break; sleep 0.1; done
+    pid=$(system_libvirtd) || { echo "prepare-test-host: libvirtd did not start" >&2; exit 1; }
+    echo "$pid" >"$stamp"
+  fi
   if command -v virsh >/dev/null; then
     timeout 300 virsh -c qemu:///system domcapabilities >/dev/null 2>&1 || \
       echo "prepare-test-host: warning: could not probe QEMU capabilities" >&2

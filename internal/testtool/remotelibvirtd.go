@@ -92,6 +92,7 @@ type RemoteLibvirtd struct {
 // (and TLS) with SASL. It is killed and its files removed at cleanup.
 func StartRemoteLibvirtd(t testing.TB, o RemoteLibvirtdOptions) *RemoteLibvirtd {
 	t.Helper()
+	RequireRoot(t, "a remote-style libvirtd run as nobody")
 	Require(t, "libvirtd")
 	Require(t, "setpriv")
 	Require(t, "saslpasswd2")

@@ -34,6 +34,7 @@ type Sshd struct {
 // StartSshd starts sshd for the test; it is stopped at cleanup.
 func StartSshd(t testing.TB) *Sshd {
 	t.Helper()
+	RequireRoot(t, "an sshd that root logs in to")
 	Require(t, "ssh-keygen")
 	sshd := "/usr/sbin/sshd"
 	if _, err := os.Stat(sshd); err != nil {

@@ -5,6 +5,7 @@ package testtool
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,20 +13,45 @@ import (
 	"time"
 )
 
-// Require returns the path of an external program. When it is missing the
-// test is skipped, except under CI=true, where a missing real dependency is
-// a failure: `make test` and .ci/run install it.
+// Require returns the path of an external program, looked for in PATH and
+// then in /usr/sbin and /sbin (where Debian puts ipmipower, libvirtd and
+// sshd, outside a normal user's PATH). When it is missing the test is
+// skipped, except under CI=true, where a missing real dependency is a
+// failure: `make test` and .ci/run install it.
 func Require(t testing.TB, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err == nil {
 		return path
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (CI=true: real dependencies must be present; run `make test` to install them): %v", name, err)
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if p, serr := exec.LookPath(filepath.Join(dir, name)); serr == nil {
+			return p
+		}
 	}
-	t.Skipf("%s is not installed; `make test` installs it", name)
+	Missing(t, fmt.Sprintf("%s is not installed (%v); `make test` installs it", name, err))
 	return ""
+}
+
+// Missing stops a test whose real part (a program, root, a running
+// daemon, a hook) is not there: it is skipped with why, so that `make
+// check` runs on a machine nobody prepared, except under CI=true, where a
+// missing real part is a failure.
+func Missing(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI=true: real dependencies must be present)", why)
+	}
+	t.Skip(why)
+}
+
+// RequireRoot stops a test that needs root for what (see Missing) when the
+// test does not run as root.
+func RequireRoot(t testing.TB, what string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, what+" needs root (CI runs `make test` as root)")
+	}
 }
 
 // Run runs a program with a deadline and returns its combined output.
