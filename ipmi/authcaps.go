@@ -22,8 +22,8 @@ import (
 // are fixed when it starts). Each of those, wrapped by changesUsers, bumps
 // a generation that invalidates every copy.
 type authCaps struct {
-	gen     atomic.Uint64 // users changed
-	mu      sync.Mutex
+	gen atomic.Uint64 // users changed
+	mu  sync.Mutex
 	// answers holds one copy per channel number asked for (request byte
 	// 1, bits 3:0), made on the first ask: clients ask for one or two.
 	answers []capsAnswer
