@@ -12,7 +12,7 @@ import (
 
 // DefaultIdleAfter is how long a node with no session open must be quiet
 // before its BMC parks.
-const DefaultIdleAfter = 2 * time.Second
+const DefaultIdleAfter = 500 * time.Millisecond
 
 // errParked ends go-ipmi's read loop when its BMC parks. It wraps
 // net.ErrClosed, the one error on which go-ipmi's Serve returns
