@@ -117,7 +117,7 @@ var binDir = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/govbmc/govbmc/cmd/vbmcd", "github.com/bougou/go-ipmi/cmd/goipmi-server").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/govbmc/govbmc/cmd/vbmcd", "github.com/govbmc/govbmc/cmd/vbmc", "github.com/bougou/go-ipmi/cmd/goipmi-server").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
@@ -190,7 +190,12 @@ type fleetResult struct {
 // full-session sweep over all of them (64 at a time).
 func measureFleet(t *testing.T, vbmcd string, n int) fleetResult {
 	t.Helper()
-	const base = 31000
+	return measureFleetAt(t, vbmcd, n, 31000)
+}
+
+// measureFleetAt is measureFleet with the nodes on ports base, base+1, ….
+func measureFleetAt(t *testing.T, vbmcd string, n, base int) fleetResult {
+	t.Helper()
 	var fleet strings.Builder
 	fleet.WriteString("nodes:\n")
 	for i := 0; i < n; i++ {
@@ -216,7 +221,14 @@ func measureFleet(t *testing.T, vbmcd string, n int) fleetResult {
 func startFleet(t *testing.T, vbmcd, yaml string) *exec.Cmd {
 	t.Helper()
 	cfg := testtool.WriteFile(t, fmt.Sprintf("fleet-%d.yaml", time.Now().UnixNano()), yaml)
-	cmd := exec.Command(vbmcd, "--config-dir", t.TempDir(), "--config", cfg)
+	return startVbmcd(t, vbmcd, "--config-dir", t.TempDir(), "--config", cfg)
+}
+
+// startVbmcd runs vbmcd with args and returns once it says it is serving
+// (every node it starts is bound by then); the caller ends it.
+func startVbmcd(t *testing.T, vbmcd string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(vbmcd, args...)
 	logs := &testtool.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
