@@ -37,7 +37,10 @@ func (s *Server) serveWhenAwake(ctx context.Context) error {
 			}
 			return fmt.Errorf("wait for a datagram: %w", err)
 		}
-		if err := s.srv.Serve(ctx); err != nil || s.closed.Load() {
+		s.awake.Store(true)
+		err := s.srv.Serve(ctx)
+		s.awake.Store(false)
+		if err != nil || s.closed.Load() {
 			return err
 		}
 	}

@@ -63,6 +63,7 @@ type Server struct {
 	log     *slog.Logger
 	closing sync.Once
 	closed  atomic.Bool
+	awake   atomic.Bool // go-ipmi's read loop runs (idle.go)
 	// unregister takes the node out of the shared handler registry.
 	unregister func()
 }
