@@ -183,6 +183,9 @@ type fleetResult struct {
 	idle, after int // resident KiB, idle and after the sweep
 	up          time.Duration
 	sweep       load.Result
+	// CPU time the sweep took in vbmcd and in this process (the load
+	// generator), which share the machine's cores.
+	serverCPU, clientCPU time.Duration
 }
 
 // measureFleet starts vbmcd with n simulated nodes from a fleet file and
@@ -211,7 +214,9 @@ func measureFleetAt(t *testing.T, vbmcd string, n, base int) fleetResult {
 	for i := 0; i < n; i++ {
 		targets = append(targets, load.Target{Host: "127.0.0.1", Port: base + i})
 	}
+	server, client := cpuTime(cmd.Process.Pid), selfCPUTime()
 	r.sweep = load.Run(context.Background(), load.Config{Targets: targets, Username: "admin", Password: "password", Concurrency: 64})
+	r.serverCPU, r.clientCPU = cpuTime(cmd.Process.Pid)-server, selfCPUTime()-client
 	r.after = rssKiB(cmd.Process.Pid)
 	return r
 }
