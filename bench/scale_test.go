@@ -98,7 +98,7 @@ func TestScale(t *testing.T) {
 		"The sweep is bound by CPU: vbmcd and the load generator share the machine's cores, so the sweep cannot take less than their CPU time together divided by the cores (the two CPU rows, per session: 1.0× there means no work per session grows with the fleet); for 10,000 that floor was %v in this run. "+
 		"Ports from %d, below the ephemeral range. Not measured here yet: the Redfish Systems collection, Redfish's memory and a metrics scrape (not on this branch).\n\n"+
 		"| figure | %d | %d | growth | target at 10k | |\n|---|---|---|---|---|---|\n%s\n",
-		small, big, ((f2.serverCPU+f2.clientCPU)/time.Duration(runtime.NumCPU())).Round(time.Millisecond), scaleBase, small, big, strings.Join(rows, "\n"))
+		small, big, ((f2.serverCPU + f2.clientCPU) / time.Duration(runtime.NumCPU())).Round(time.Millisecond), scaleBase, small, big, strings.Join(rows, "\n"))
 	t.Log("\n" + section)
 	rep.add(section)
 }
