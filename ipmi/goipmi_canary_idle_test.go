@@ -38,7 +38,7 @@ func (c *scriptedConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *scriptedConn) WriteTo(p []byte, _ net.Addr) (int, error) { return len(p), nil }
-func (c *scriptedConn) Close() error                               { return nil }
+func (c *scriptedConn) Close() error                              { return nil }
 
 // TestGoIPMICanaryServeHoldsBufferAndTicker: for as long as it runs,
 // go-ipmi's Serve holds a 4 KiB read buffer (server/server.go:219) and a
