@@ -22,12 +22,15 @@ import (
 // are fixed when it starts). Each of those, wrapped by changesUsers, bumps
 // a generation that invalidates every copy.
 type authCaps struct {
-	gen     atomic.Uint64 // users changed
-	mu      sync.Mutex
-	answers [16]capsAnswer // by channel number (request byte 1, bits 3:0)
+	gen atomic.Uint64 // users changed
+	mu  sync.Mutex
+	// answers holds one copy per channel number asked for (request byte
+	// 1, bits 3:0), made on the first ask: clients ask for one or two.
+	answers []capsAnswer
 }
 
 type capsAnswer struct {
+	ch   uint8
 	ok   bool
 	gen  uint64
 	resp []byte // shared: read-only once stored
@@ -44,7 +47,7 @@ func (a *authCaps) wrap(next handlers.Handler) handlers.HandlerFunc {
 		ch := req[0] & 0x0F
 		gen := a.gen.Load()
 		a.mu.Lock()
-		c := a.answers[ch]
+		c, _ := a.find(ch)
 		a.mu.Unlock()
 		if c.ok && c.gen == gen {
 			return c.resp, c.cc, nil
@@ -52,7 +55,7 @@ func (a *authCaps) wrap(next handlers.Handler) handlers.HandlerFunc {
 		resp, cc, err := next.Handle(ctx, hctx, req)
 		if err == nil && cc == types.CodeOK {
 			a.mu.Lock()
-			a.answers[ch] = capsAnswer{ok: true, gen: gen, resp: resp, cc: cc}
+			a.store(capsAnswer{ch: ch, ok: true, gen: gen, resp: resp, cc: cc})
 			a.mu.Unlock()
 		}
 		return resp, cc, err
@@ -66,4 +69,23 @@ func (a *authCaps) changesUsers(next handlers.Handler) handlers.HandlerFunc {
 		defer a.gen.Add(1)
 		return next.Handle(ctx, hctx, req)
 	}
+}
+
+// find returns the copy for channel ch and its index; a.mu must be held.
+func (a *authCaps) find(ch uint8) (capsAnswer, int) {
+	for i, c := range a.answers {
+		if c.ch == ch {
+			return c, i
+		}
+	}
+	return capsAnswer{}, -1
+}
+
+// store keeps c as the copy for its channel; a.mu must be held.
+func (a *authCaps) store(c capsAnswer) {
+	if _, i := a.find(c.ch); i >= 0 {
+		a.answers[i] = c
+		return
+	}
+	a.answers = append(a.answers, c)
 }

@@ -65,7 +65,7 @@ type answer struct {
 }
 
 func newReplayGuard() *replayGuard {
-	return &replayGuard{sessions: map[uint32]*seqWindow{}}
+	return &replayGuard{}
 }
 
 // behind is how far seq is behind w.high (negative when ahead).
@@ -118,7 +118,7 @@ func (g *replayGuard) dropDatagram(h header) bool {
 func (g *replayGuard) forget(sid uint32) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	delete(g.sessions, sid)
+	del(&g.sessions, sid)
 }
 
 // middleware executes each RMCP+ session request once.
@@ -135,7 +135,7 @@ func (g *replayGuard) middleware(next handlers.Handler) handlers.Handler {
 		w := g.sessions[sess.BMCID]
 		if w == nil || w.sess != sess {
 			w = &seqWindow{sess: sess, high: seq}
-			g.sessions[sess.BMCID] = w
+			put(&g.sessions, sess.BMCID, w)
 		} else if w.done(seq) {
 			a := w.answers[seq%uint32(len(w.answers))]
 			cached := a.ok && a.seq == seq && w.behind(seq) <= replayDepth

@@ -49,6 +49,9 @@ type Options struct {
 	// EvictIdle is how long an established session must be quiet before a
 	// login into a full table may close it; zero means DefaultEvictIdle.
 	EvictIdle time.Duration
+	// IdleAfter is how long a node with no session open must be quiet
+	// before its BMC parks (idle.go); zero means DefaultIdleAfter.
+	IdleAfter time.Duration
 }
 
 // Server is one node's BMC: a UDP listener speaking IPMI 1.5 and 2.0 in
@@ -59,6 +62,8 @@ type Server struct {
 	srv     *server.Server
 	log     *slog.Logger
 	closing sync.Once
+	closed  atomic.Bool
+	awake   atomic.Bool // go-ipmi's read loop runs (idle.go)
 	// unregister takes the node out of the shared handler registry.
 	unregister func()
 }
@@ -116,7 +121,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	unregister := registerNode(state, h, recoverMiddleware(log), traceMiddleware(log), replay.middleware, sessions.middleware)
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
-	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(sharedRegistry()))
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, idleAfter: cmp.Or(opts.IdleAfter, DefaultIdleAfter), throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(sharedRegistry()))
 	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister}, nil
 }
 
@@ -129,7 +134,7 @@ func (s *Server) Addr() *net.UDPAddr { return s.conn.LocalAddr().(*net.UDPAddr) 
 func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
 	defer stop()
-	err := s.srv.Serve(ctx)
+	err := s.serveWhenAwake(ctx)
 	// However serving ended, the node is done: once Serve returns it is
 	// closed and out of the shared registry (Close runs once; a Close
 	// under way elsewhere is waited for).
@@ -144,6 +149,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) Close() error {
 	var err error
 	s.closing.Do(func() {
+		s.closed.Store(true)
 		err = s.srv.Close()
 		s.unregister()
 	})

@@ -79,8 +79,7 @@ type sessionActive struct {
 }
 
 func newSessionTable(store *gobmc.SessionStore, sol *gobmc.SOLStore, evictIdle time.Duration, log *slog.Logger) *sessionTable {
-	return &sessionTable{store: store, sol: sol, evictIdle: evictIdle, log: log, now: time.Now,
-		pending: map[uint32]pendingLogin{}, active: map[uint32]*sessionActive{}, closing: map[uint32]bool{}}
+	return &sessionTable{store: store, sol: sol, evictIdle: evictIdle, log: log, now: time.Now}
 }
 
 // inbound looks at a datagram go-ipmi is about to handle: a well-formed
@@ -109,7 +108,7 @@ func (t *sessionTable) outbound(h header, to net.Addr) {
 		}
 		console, id, ok := h.openedSession()
 		if _, active := t.active[id]; ok && !active {
-			t.pending[id] = pendingLogin{addr: to.String(), ip: sourceIP(to), consoleID: console, at: t.now()}
+			put(&t.pending, id, pendingLogin{addr: to.String(), ip: sourceIP(to), consoleID: console, at: t.now()})
 		}
 		return
 	}
@@ -117,8 +116,8 @@ func (t *sessionTable) outbound(h header, to net.Addr) {
 		addr := to.String()
 		for id, pl := range t.pending {
 			if pl.addr == addr && pl.consoleID == console {
-				delete(t.pending, id)
-				t.active[id] = &sessionActive{last: t.now()}
+				del(&t.pending, id)
+				put(&t.active, id, &sessionActive{last: t.now()})
 			}
 		}
 	}
@@ -154,8 +153,8 @@ func (t *sessionTable) begin(id uint32) bool {
 	a, ok := t.active[id]
 	if !ok {
 		a = &sessionActive{}
-		t.active[id] = a
-		delete(t.pending, id)
+		put(&t.active, id, a)
+		del(&t.pending, id)
 	}
 	a.inFlight++
 	a.last = t.now()
@@ -175,9 +174,9 @@ func (t *sessionTable) end(id uint32) {
 func (t *sessionTable) forget(id uint32) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.pending, id)
-	delete(t.active, id)
-	delete(t.closing, id)
+	del(&t.pending, id)
+	del(&t.active, id)
+	del(&t.closing, id)
 }
 
 // makeRoom frees a slot for a login from ip, if it needs one.
@@ -187,7 +186,7 @@ func (t *sessionTable) makeRoom(ip string) {
 		t.mu.Lock()
 		victim, why := t.victimLocked(ip)
 		if why != "" {
-			t.closing[victim] = true
+			put(&t.closing, victim, true)
 		} else {
 			t.opening = append(t.opening, t.now())
 		}

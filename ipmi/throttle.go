@@ -51,14 +51,14 @@ func (a *authThrottle) started(addr, ip string, now time.Time) {
 	if len(a.handshakes) >= maxThrottledSources {
 		a.sweepLocked(now)
 	}
-	a.handshakes[addr] = handshake{ip: ip, at: now}
+	put(&a.handshakes, addr, handshake{ip: ip, at: now})
 }
 
 // completed records a RAKP 3 from a client address.
 func (a *authThrottle) completed(addr string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	delete(a.handshakes, addr)
+	del(&a.handshakes, addr)
 }
 
 // sweepLocked counts abandoned handshakes as failures; it returns the
@@ -67,7 +67,7 @@ func (a *authThrottle) sweepLocked(now time.Time) []string {
 	var newly []string
 	for addr, h := range a.handshakes {
 		if now.Sub(h.at) >= handshakeTimeout {
-			delete(a.handshakes, addr)
+			del(&a.handshakes, addr)
 			if a.failedLocked(h.ip, h.at, now) {
 				newly = append(newly, h.ip)
 			}
@@ -77,8 +77,7 @@ func (a *authThrottle) sweepLocked(now time.Time) []string {
 }
 
 func newAuthThrottle(limit int, window, block time.Duration) *authThrottle {
-	return &authThrottle{limit: limit, window: window, block: block,
-		failures: map[string][]time.Time{}, blocked: map[string]time.Time{}, handshakes: map[string]handshake{}}
+	return &authThrottle{limit: limit, window: window, block: block}
 }
 
 // failed records a failed login from ip; it reports whether ip is now
@@ -101,11 +100,11 @@ func (a *authThrottle) failedLocked(ip string, at, now time.Time) bool {
 		}
 	}
 	recent = append(recent, at)
-	a.failures[ip] = recent
+	put(&a.failures, ip, recent)
 	if len(recent) >= a.limit {
 		_, already := a.blocked[ip]
-		a.blocked[ip] = now.Add(a.block)
-		delete(a.failures, ip)
+		put(&a.blocked, ip, now.Add(a.block))
+		del(&a.failures, ip)
 		return !already
 	}
 	return false
@@ -119,7 +118,7 @@ func (a *authThrottle) isBlocked(ip string, now time.Time) (bool, []string) {
 	newly := a.sweepLocked(now)
 	until, ok := a.blocked[ip]
 	if ok && now.After(until) {
-		delete(a.blocked, ip)
+		del(&a.blocked, ip)
 		return false, newly
 	}
 	return ok, newly
@@ -128,12 +127,12 @@ func (a *authThrottle) isBlocked(ip string, now time.Time) (bool, []string) {
 func (a *authThrottle) pruneLocked(now time.Time) {
 	for ip, ts := range a.failures {
 		if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= a.window {
-			delete(a.failures, ip)
+			del(&a.failures, ip)
 		}
 	}
 	for ip, until := range a.blocked {
 		if now.After(until) {
-			delete(a.blocked, ip)
+			del(&a.blocked, ip)
 		}
 	}
 }

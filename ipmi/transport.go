@@ -36,13 +36,15 @@ type conn struct {
 	throttle *authThrottle
 	replay   *replayGuard
 	sessions *sessionTable
+	// idleAfter is how long a node with no session stays awake (idle.go).
+	idleAfter time.Duration
 }
 
 // ReadFrom passes go-ipmi the next datagram that jobs 1 to 3 let through,
 // after job 4 has seen it.
 func (c *conn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := c.UDPConn.ReadFrom(p)
+		n, addr, err := c.readAwake(p)
 		if err != nil {
 			return n, addr, err
 		}

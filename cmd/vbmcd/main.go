@@ -66,6 +66,7 @@ started) and keeps vbmcd in the foreground.`,
 		},
 	}
 	cmd.SetVersionTemplate("{{.Version}}\n")
+	addPprofFlag(cmd)
 	f := cmd.Flags()
 	f.StringVar(&o.configDir, "config-dir", control.DefaultConfigDir(), "directory of the BMC files and the control socket ($VBMC_CONFIG_DIR)")
 	f.StringVar(&o.configFile, "config", "", "also serve the nodes of this YAML fleet file (read-only); implies --foreground")

@@ -1,0 +1,84 @@
+package ipmi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"time"
+)
+
+// DefaultIdleAfter is how long a node with no session open must be quiet
+// before its BMC parks.
+const DefaultIdleAfter = 500 * time.Millisecond
+
+// errParked ends go-ipmi's read loop when its BMC parks. It wraps
+// net.ErrClosed, the one error on which go-ipmi's Serve returns
+// without the server being closed.
+var errParked = fmt.Errorf("ipmi: idle BMC parked: %w", net.ErrClosed)
+
+// serveWhenAwake runs go-ipmi's read loop only while the node has traffic.
+//
+// go-ipmi's Serve holds, for as long as it runs, a 4 KiB read buffer and a
+// goroutine of its own (its session eviction ticker) besides the one that
+// reads, so ten thousand idle BMCs held 10,000 buffers and 20,000
+// goroutines. A parked BMC instead waits on its socket without reading it
+// (one goroutine, no buffer); its first datagram wakes it, and go-ipmi's
+// loop runs again until the node has had no session open and no datagram
+// for idleAfter. The socket stays bound throughout: the kernel queues what
+// arrives while the BMC wakes.
+func (s *Server) serveWhenAwake(ctx context.Context) error {
+	for {
+		if err := s.awaitDatagram(); err != nil {
+			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("wait for a datagram: %w", err)
+		}
+		s.awake.Store(true)
+		err := s.srv.Serve(ctx)
+		s.awake.Store(false)
+		if err != nil || s.closed.Load() {
+			return err
+		}
+	}
+}
+
+// awaitDatagram returns once a datagram waits on the socket (or the socket
+// has an error for ReadFrom to report), reading nothing.
+func (s *Server) awaitDatagram() error {
+	if err := s.conn.SetReadDeadline(time.Time{}); err != nil {
+		return err
+	}
+	rc, err := s.conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var b [1]byte
+	return rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return !errors.Is(err, syscall.EAGAIN)
+	})
+}
+
+// readAwake reads the next datagram for go-ipmi's loop; once the node has
+// been quiet for c.idleAfter with no session open, RMCP+ or IPMI 1.5
+// (pending ones included, so a login under way and an SOL console keep it
+// awake, and go-ipmi's eviction keeps running for them), it returns
+// errParked instead.
+func (c *conn) readAwake(p []byte) (int, net.Addr, error) {
+	for {
+		if err := c.UDPConn.SetReadDeadline(time.Now().Add(c.idleAfter)); err != nil {
+			return 0, nil, err
+		}
+		n, addr, err := c.UDPConn.ReadFrom(p)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, addr, err
+		}
+		if c.state.Sessions.Count() == 0 && c.state.V15Sessions.Count() == 0 {
+			return 0, nil, errParked
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package ipmi
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bougou/go-ipmi/pkg/client"
+	"github.com/govbmc/govbmc/bmc"
+)
+
+// TestIdleBMCParksAndWakes: a BMC with no session parks once quiet, stays
+// awake while a session is open however quiet it is, and answers the first
+// datagram after parking as before.
+func TestIdleBMCParksAndWakes(t *testing.T) {
+	const idle = 100 * time.Millisecond
+	node := bmc.Node{Name: "parks", Address: "127.0.0.1", Users: []bmc.User{{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}},
+		Backend: bmc.Backend{Type: bmc.BackendSim}}
+	m, err := bmc.NewSimMachine(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s, err := New(node, m, Options{IdleAfter: idle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	defer func() {
+		_ = s.Close()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	waitAwake := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); s.awake.Load() != want; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("awake = %v after 5 s, want %v", !want, want)
+			}
+		}
+	}
+	session := func() *client.Client {
+		t.Helper()
+		c, err := client.NewClient("127.0.0.1", s.Addr().Port, "admin", "password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = c.WithInterface(client.InterfaceLanplus).WithTimeout(2 * time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.Connect(ctx); err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		return c
+	}
+	ctx := context.Background()
+
+	waitAwake(false) // a new BMC starts parked
+	for round := range 2 {
+		c := session()
+		time.Sleep(5 * idle)
+		if !s.awake.Load() {
+			t.Fatalf("round %d: parked with a session open", round)
+		}
+		if _, err := c.GetChassisStatus(ctx); err != nil {
+			t.Fatalf("round %d: chassis status after %v of quiet: %v", round, 5*idle, err)
+		}
+		if err := c.Close(ctx); err != nil {
+			t.Fatalf("round %d: close: %v", round, err)
+		}
+		waitAwake(false)
+	}
+}
+
+// TestPutDelDropEmptyMaps: the per-session maps go when their last entry does.
+func TestPutDelDropEmptyMaps(t *testing.T) {
+	var m map[uint32]string
+	put(&m, 1, "a")
+	put(&m, 2, "b")
+	del(&m, 1)
+	if m == nil || m[2] != "b" {
+		t.Fatalf("after deleting one of two: %v", m)
+	}
+	del(&m, 2)
+	if m != nil {
+		t.Fatalf("empty map kept: %v", m)
+	}
+	del(&m, 3) // deleting from no map is fine
+}
