@@ -46,6 +46,12 @@ type Options struct {
 	// MaxSessions bounds the node's concurrent RMCP+ sessions; zero means
 	// DefaultMaxSessions.
 	MaxSessions int
+	// AckWithin is how long a Chassis Control may run before it is
+	// acknowledged and left to finish; zero means DefaultAckWithin.
+	AckWithin time.Duration
+	// ControlTimeout bounds a Chassis Control that was acknowledged before
+	// it finished; zero means DefaultControlTimeout.
+	ControlTimeout time.Duration
 	// EvictIdle is how long an established session must be quiet before a
 	// login into a full table may close it; zero means DefaultEvictIdle.
 	EvictIdle time.Duration
@@ -61,6 +67,7 @@ type Server struct {
 	closing sync.Once
 	// unregister takes the node out of the shared handler registry.
 	unregister func()
+	h          *nodeHandlers
 }
 
 // New binds the node's UDP listener and prepares its BMC; Serve starts
@@ -112,12 +119,13 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %q: listen on %s: %w", node.Name, node.ListenAddr(), err)
 	}
-	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout}
+	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout,
+		control: newControlQueue(cmp.Or(opts.AckWithin, DefaultAckWithin), cmp.Or(opts.ControlTimeout, DefaultControlTimeout))}
 	unregister := registerNode(state, h, recoverMiddleware(log), traceMiddleware(log), replay.middleware, sessions.middleware)
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
 	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(sharedRegistry()))
-	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister}, nil
+	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister, h: h}, nil
 }
 
 // Addr is the address the listener is bound to (with the real port when the
@@ -146,6 +154,7 @@ func (s *Server) Close() error {
 	s.closing.Do(func() {
 		err = s.srv.Close()
 		s.unregister()
+		s.h.control.close()
 	})
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("node %q: close: %w", s.node.Name, err)
@@ -221,6 +230,8 @@ type nodeHandlers struct {
 	opTimeout time.Duration
 	boot      bootParams
 	v15       v15Sessions
+	// control runs Chassis Controls one at a time, acknowledging slow ones.
+	control *controlQueue
 	// retransmits answers a retransmitted Chassis Control without running it again.
 	retransmits retransmits
 	// authCaps answers Get Channel Authentication Capabilities from a copy.
