@@ -38,7 +38,7 @@ func (h *nodeHandlers) chassisControl(_ context.Context, _ *handlers.HandlerCont
 		if err == nil {
 			h.log.Info("chassis control", "op", op)
 		}
-		h.controlDone(op, err)
+		h.controlDone(directive, op, err)
 		return completionCode(h.log, op, err)
 	})
 	if !finished {
@@ -80,8 +80,19 @@ func (h *nodeHandlers) control1(ctx context.Context, directive uint8) error {
 	}
 }
 
-// controlDone is told the outcome of every Chassis Control carried out.
-func (h *nodeHandlers) controlDone(string, error) {}
+// controlDone records the outcome of every Chassis Control carried out.
+func (h *nodeHandlers) controlDone(directive uint8, op string, err error) {
+	if err != nil {
+		h.record(bmc.EventControlFailed, op+": "+err.Error())
+		return
+	}
+	h.record(controlEvents[directive], op)
+}
+
+// loginFailed records a login refused for its credentials.
+func (h *nodeHandlers) loginFailed(ip string) {
+	h.record(bmc.EventLoginFailed, "from "+ip)
+}
 
 // chassisStatus implements Get Chassis Status (0x00/0x01) from the machine's
 // power state. A virtual machine stays off when its host comes back, so the

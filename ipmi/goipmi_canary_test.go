@@ -388,3 +388,11 @@ func TestGoIPMICanaryAuthCapsAllocations(t *testing.T) {
 		fixed(t, "empty user slots building errors on every Get Channel Authentication Capabilities", "authCaps (authcaps.go)")
 	}
 }
+
+// TestGoIPMICanarySEL: go-ipmi registers none of the SEL commands.
+func TestGoIPMICanarySEL(t *testing.T) {
+	state, _ := goipmiState(t)
+	if _, cc := goipmiDispatch(state, gobmc.PrivilegeLevelUser, types.CommandGetSELInfo); cc != types.CodeInvalidCommand {
+		fixed(t, "the System Event Log", "sel.go")
+	}
+}

@@ -14,6 +14,7 @@ import (
 // which go-ipmi answers with the proper "not present" completion codes.
 type machineHAL struct {
 	m bmc.Machine
+	h *nodeHandlers // records SOL activations; nil in go-ipmi's own tests
 }
 
 var (
@@ -27,7 +28,7 @@ func (h machineHAL) Storage() hal.StorageHAL { return nil }
 func (h machineHAL) Network() hal.NetworkHAL { return nil }
 func (h machineHAL) GPIO() hal.GPIOHAL       { return nil }
 func (h machineHAL) I2C() hal.I2CHAL         { return nil }
-func (h machineHAL) Console() hal.ConsoleHAL { return consoleHAL{h.m} }
+func (h machineHAL) Console() hal.ConsoleHAL { return consoleHAL{h.m, h.h} }
 func (h machineHAL) Close() error            { return nil }
 
 func (h machineHAL) PowerState(ctx context.Context) (bool, error) {

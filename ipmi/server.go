@@ -52,6 +52,10 @@ type Options struct {
 	// ControlTimeout bounds a Chassis Control that was acknowledged before
 	// it finished; zero means DefaultControlTimeout.
 	ControlTimeout time.Duration
+	// EventLog is the node's System Event Log; nil means one in memory only.
+	// The daemon passes one kept beside the node's file
+	// (bmc.EventLogPath), so that it survives a restart.
+	EventLog *bmc.EventLog
 	// EvictIdle is how long an established session must be quiet before a
 	// login into a full table may close it; zero means DefaultEvictIdle.
 	EvictIdle time.Duration
@@ -87,7 +91,13 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m})
+	events := opts.EventLog
+	if events == nil {
+		events, _ = bmc.NewEventLog(0, "")
+	}
+	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout, sel: sel{events: events},
+		control: newControlQueue(cmp.Or(opts.AckWithin, DefaultAckWithin), cmp.Or(opts.ControlTimeout, DefaultControlTimeout))}
+	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m, h: h})
 	sessionOpts := []gobmc.SessionStoreOption{gobmc.WithMaxSessions(cmp.Or(opts.MaxSessions, DefaultMaxSessions))}
 	if opts.SessionTimeout > 0 {
 		sessionOpts = append(sessionOpts, gobmc.WithInactivityTimeout(opts.SessionTimeout))
@@ -119,12 +129,10 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %q: listen on %s: %w", node.Name, node.ListenAddr(), err)
 	}
-	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout,
-		control: newControlQueue(cmp.Or(opts.AckWithin, DefaultAckWithin), cmp.Or(opts.ControlTimeout, DefaultControlTimeout))}
 	unregister := registerNode(state, h, recoverMiddleware(log), traceMiddleware(log), replay.middleware, sessions.middleware)
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
-	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(sharedRegistry()))
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts), h.loginFailed)}, server.WithHandlerRegistry(sharedRegistry()))
 	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister, h: h}, nil
 }
 
@@ -230,6 +238,8 @@ type nodeHandlers struct {
 	opTimeout time.Duration
 	boot      bootParams
 	v15       v15Sessions
+	// sel serves the node's event log.
+	sel sel
 	// control runs Chassis Controls one at a time, acknowledging slow ones.
 	control *controlQueue
 	// retransmits answers a retransmitted Chassis Control without running it again.
