@@ -396,3 +396,11 @@ func TestGoIPMICanarySEL(t *testing.T) {
 		fixed(t, "the System Event Log", "sel.go")
 	}
 }
+
+// TestGoIPMICanarySensorReading: go-ipmi has no Get Sensor Reading.
+func TestGoIPMICanarySensorReading(t *testing.T) {
+	state, _ := goipmiState(t)
+	if _, cc := goipmiDispatch(state, gobmc.PrivilegeLevelUser, types.CommandGetSensorReading, 0x01); cc != types.CodeInvalidCommand {
+		fixed(t, "Get Sensor Reading", "getSensorReading/getSensorThresholds (sensors.go)")
+	}
+}

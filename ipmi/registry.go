@@ -124,6 +124,8 @@ func (h *nodeHandlers) overrides() []override {
 		{types.CommandGetSystemGUID, handlers.HandlerFunc(h.systemGUID)},
 		{types.CommandColdReset, handlers.HandlerFunc(h.bmcReset)},
 		{types.CommandWarmReset, handlers.HandlerFunc(h.bmcReset)},
+		{types.CommandGetSensorReading, handlers.HandlerFunc(h.getSensorReading)},
+		{types.CommandGetSensorThresholds, handlers.HandlerFunc(h.getSensorThresholds)},
 		{types.CommandGetSELInfo, handlers.HandlerFunc(h.getSELInfo)},
 		{types.CommandReserveSEL, handlers.HandlerFunc(h.reserveSEL)},
 		{types.CommandGetSELEntry, handlers.HandlerFunc(h.getSELEntry)},

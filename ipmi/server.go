@@ -95,7 +95,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	if events == nil {
 		events, _ = bmc.NewEventLog(0, "")
 	}
-	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout, sel: sel{events: events},
+	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout, sel: sel{events: events}, sensors: newSensors(m),
 		control: newControlQueue(cmp.Or(opts.AckWithin, DefaultAckWithin), cmp.Or(opts.ControlTimeout, DefaultControlTimeout))}
 	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m, h: h})
 	sessionOpts := []gobmc.SessionStoreOption{gobmc.WithMaxSessions(cmp.Or(opts.MaxSessions, DefaultMaxSessions))}
@@ -193,7 +193,7 @@ func deviceInfo(node bmc.Node) gobmc.DeviceInfo {
 		IPMIVersion:             0x02, // IPMI 2.0, BCD nibbles minor:major
 		ManufacturerID:          node.Identity.ManufacturerID,
 		ProductID:               node.Identity.ProductID,
-		AdditionalDeviceSupport: 0x80, // chassis device
+		AdditionalDeviceSupport: 0x80 | 0x04, // chassis device, SEL device (go-ipmi adds SDR repository and FRU)
 	}
 }
 
@@ -238,6 +238,8 @@ type nodeHandlers struct {
 	opTimeout time.Duration
 	boot      bootParams
 	v15       v15Sessions
+	// sensors are the node's SDR repository and readings.
+	sensors *sensors
 	// sel serves the node's event log.
 	sel sel
 	// control runs Chassis Controls one at a time, acknowledging slow ones.
