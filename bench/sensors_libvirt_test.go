@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/digitalocean/go-libvirt"
+	"github.com/govbmc/govbmc/internal/testtool"
+	"github.com/govbmc/govbmc/libvirtconn"
+)
+
+var cpuReadingRE = regexp.MustCompile(`(?m)^CPU Utilization\s+\|\s+(\d+) percent`)
+
+// TestLibvirtSensors: three BMCs of domains on one libvirt connection serve
+// `sdr -v` from the connection's statistics: CPU utilisation is near zero
+// while the domain is paused and rises when it runs; the three BMCs' polls
+// cost one ConnectGetAllDomainStats per interval.
+func TestLibvirtSensors(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	testtool.Require(t, "qemu-system-x86_64")
+	testtool.Require(t, "ipmitool")
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool := libvirtconn.NewPool(quiet, 0)
+	t.Cleanup(func() { pool.Close() })
+	conn, err := pool.Get("qemu:///system", libvirtconn.Credentials{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const interval = time.Second
+	conn.SetStatsInterval(interval)
+	removeStale(t, conn)
+	name := fmt.Sprintf("%s%d", otherPrefix, os.Getpid())
+	doc := fmt.Sprintf(testtool.ConsoleDomainXML, name, testtool.VirtType())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var dom libvirt.Domain
+	if err := conn.Do(ctx, func(lv *libvirt.Libvirt) error {
+		var err error
+		if dom, err = lv.DomainDefineXML(doc); err != nil {
+			return err
+		}
+		return lv.DomainCreate(dom)
+	}); err != nil {
+		t.Fatalf("define and start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := removeDomain(conn, name); err != nil {
+			t.Errorf("remove %s: %v", name, err)
+		}
+	})
+	var ports []int
+	for i := 0; i < 3; i++ {
+		ports = append(ports, serve(t, fmt.Sprintf("sensors-%d", i), libvirtconn.NewDomain(conn, name, quiet)))
+	}
+	pw := testtool.WriteFile(t, "pw", "password")
+	sdr := func(port int, args ...string) string {
+		t.Helper()
+		out, err := testtool.Run(t, 30*time.Second, "ipmitool", append([]string{"-I", "lanplus", "-H", "127.0.0.1", "-L", "ADMINISTRATOR",
+			"-p", fmt.Sprint(port), "-U", "admin", "-R", "1", "-N", "5", "-f", pw, "sdr"}, args...)...)
+		if err != nil {
+			t.Fatalf("ipmitool sdr: %v\n%s", err, out)
+		}
+		return out
+	}
+	cpu := func(port int) int {
+		t.Helper()
+		m := cpuReadingRE.FindStringSubmatch(sdr(port, "list"))
+		if m == nil {
+			return -1
+		}
+		v, _ := strconv.Atoi(m[1])
+		return v
+	}
+	pause := func(paused bool) {
+		t.Helper()
+		err := conn.Do(ctx, func(lv *libvirt.Libvirt) error {
+			if paused {
+				return lv.DomainSuspend(dom)
+			}
+			return lv.DomainResume(dom)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Paused, the guest uses no CPU: two fetches of a paused run read 0.
+	pause(true)
+	start := conn.StatsFetches()
+	testtool.Eventually(t, 30*time.Second, "a paused guest reads 0 % CPU", func() bool { return cpu(ports[0]) == 0 })
+	// Running (SeaBIOS waiting in its boot menu), it does.
+	pause(false)
+	testtool.Eventually(t, 30*time.Second, "a running guest's CPU reading rises", func() bool { return cpu(ports[1]) > 0 })
+
+	// All three BMCs poll for 3 intervals; the connection fetches about once
+	// per interval (the polls are serial: each interval has one fetch).
+	polls, began := 0, time.Now()
+	before := conn.StatsFetches()
+	for time.Since(began) < 3*interval {
+		for _, p := range ports {
+			mustHave(t, sdr(p, "-v"), "Sensor ID              : CPU Utilization (0x1)", "Sensor ID              : Power State (0x10)")
+			polls++
+		}
+	}
+	elapsed := time.Since(began)
+	fetches := conn.StatsFetches() - before
+	if max := int64(elapsed/interval) + 1; fetches > max {
+		t.Fatalf("%d sdr -v polls of 3 BMCs over %v made %d statistics calls, want at most %d", polls, elapsed, fetches, max)
+	}
+	t.Logf("%d sdr -v polls over %v: %d statistics calls (%d in all)", polls, elapsed.Round(time.Millisecond), fetches, conn.StatsFetches()-start)
+}
+
+func mustHave(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Fatalf("output lacks %q:\n%s", w, out)
+		}
+	}
+}
