@@ -299,4 +299,4 @@ func (d sdrStore) RecordIDs(context.Context) ([]uint16, error) {
 type nodeStorage struct{ h *nodeHandlers }
 
 func (n nodeStorage) SDR() hal.SDRStore { return sdrStore{n.h.sensors} }
-func (n nodeStorage) FRU() hal.FRUStore { return nil }
+func (n nodeStorage) FRU() hal.FRUStore { return &n.h.fru }

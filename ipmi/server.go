@@ -96,7 +96,9 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 		events, _ = bmc.NewEventLog(0, "")
 	}
 	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout, sel: sel{events: events}, sensors: newSensors(m),
-		control: newControlQueue(cmp.Or(opts.AckWithin, DefaultAckWithin), cmp.Or(opts.ControlTimeout, DefaultControlTimeout))}
+		control: newControlQueue(cmp.Or(opts.AckWithin, DefaultAckWithin), cmp.Or(opts.ControlTimeout, DefaultControlTimeout)),
+		fruID:   defaultIdentity(node)}
+	h.fru.h = h
 	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m, h: h})
 	sessionOpts := []gobmc.SessionStoreOption{gobmc.WithMaxSessions(cmp.Or(opts.MaxSessions, DefaultMaxSessions))}
 	if opts.SessionTimeout > 0 {
@@ -240,6 +242,10 @@ type nodeHandlers struct {
 	v15       v15Sessions
 	// sensors are the node's SDR repository and readings.
 	sensors *sensors
+	// fru is the node's FRU device; fruID what it says unless the machine
+	// describes itself.
+	fru   fruStore
+	fruID fruIdentity
 	// sel serves the node's event log.
 	sel sel
 	// control runs Chassis Controls one at a time, acknowledging slow ones.
