@@ -404,3 +404,16 @@ func TestGoIPMICanarySensorReading(t *testing.T) {
 		fixed(t, "Get Sensor Reading", "getSensorReading/getSensorThresholds (sensors.go)")
 	}
 }
+
+// TestGoIPMICanaryLANConfig: go-ipmi's Get LAN Configuration Parameters has
+// no cipher suite parameters and, without a NetworkHAL, no address; Set LAN
+// Configuration Parameters is not registered.
+func TestGoIPMICanaryLANConfig(t *testing.T) {
+	state, _ := goipmiState(t)
+	_, suitesCC := goipmiDispatch(state, gobmc.PrivilegeLevelAdministrator, types.CommandGetLanConfigParam, lanChannel, lanCipherSuites, 0, 0)
+	_, ipCC := goipmiDispatch(state, gobmc.PrivilegeLevelAdministrator, types.CommandGetLanConfigParam, lanChannel, lanIP, 0, 0)
+	_, setCC := goipmiDispatch(state, gobmc.PrivilegeLevelAdministrator, types.CommandSetLanConfigParam, lanChannel, lanIP, 10, 0, 0, 5)
+	if suitesCC == types.CodeOK || ipCC == types.CodeOK || setCC != types.CodeInvalidCommand {
+		fixed(t, "LAN configuration", "getLanConfig/setLanConfig (lan.go)")
+	}
+}

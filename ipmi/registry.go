@@ -124,6 +124,8 @@ func (h *nodeHandlers) overrides() []override {
 		{types.CommandGetSystemGUID, handlers.HandlerFunc(h.systemGUID)},
 		{types.CommandColdReset, handlers.HandlerFunc(h.bmcReset)},
 		{types.CommandWarmReset, handlers.HandlerFunc(h.bmcReset)},
+		{types.CommandGetLanConfigParam, handlers.HandlerFunc(h.getLanConfig)},
+		{types.CommandSetLanConfigParam, requirePrivilege(gobmc.PrivilegeLevelAdministrator, handlers.HandlerFunc(h.setLanConfig))},
 		{types.CommandGetSensorReading, handlers.HandlerFunc(h.getSensorReading)},
 		{types.CommandGetSensorThresholds, handlers.HandlerFunc(h.getSensorThresholds)},
 		{types.CommandGetSELInfo, handlers.HandlerFunc(h.getSELInfo)},

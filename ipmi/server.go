@@ -97,7 +97,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	}
 	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout, sel: sel{events: events}, sensors: newSensors(m),
 		control: newControlQueue(cmp.Or(opts.AckWithin, DefaultAckWithin), cmp.Or(opts.ControlTimeout, DefaultControlTimeout)),
-		fruID:   defaultIdentity(node)}
+		fruID:   defaultIdentity(node), suites: suites, mac: lanMACOf(node.Name)}
 	h.fru.h = h
 	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m, h: h})
 	sessionOpts := []gobmc.SessionStoreOption{gobmc.WithMaxSessions(cmp.Or(opts.MaxSessions, DefaultMaxSessions))}
@@ -108,6 +108,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	sessions := newSessionTable(state.Sessions, state.SOL, cmp.Or(opts.EvictIdle, DefaultEvictIdle), log)
 	replay := newReplayGuard()
 	state.Sessions.SetOnRemove(func(id uint32) {
+		h.peers.forget(id)
 		sessions.forget(id)
 		replay.forget(id)
 		state.SOL.DeactivateBySession(id)
@@ -131,10 +132,11 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %q: listen on %s: %w", node.Name, node.ListenAddr(), err)
 	}
+	h.listen = udp.LocalAddr().(*net.UDPAddr)
 	unregister := registerNode(state, h, recoverMiddleware(log), traceMiddleware(log), replay.middleware, sessions.middleware)
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
-	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts), h.loginFailed)}, server.WithHandlerRegistry(sharedRegistry()))
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, peers: &h.peers, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts), h.loginFailed)}, server.WithHandlerRegistry(sharedRegistry()))
 	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister, h: h}, nil
 }
 
@@ -242,6 +244,12 @@ type nodeHandlers struct {
 	v15       v15Sessions
 	// sensors are the node's SDR repository and readings.
 	sensors *sensors
+	// listen is the bound listener, mac the BMC's MAC, suites the cipher
+	// suites offered, peers the clients' addresses (LAN configuration).
+	listen *net.UDPAddr
+	mac    [6]byte
+	suites []types.CipherSuiteID
+	peers  peers
 	// fru is the node's FRU device; fruID what it says unless the machine
 	// describes itself.
 	fru   fruStore
