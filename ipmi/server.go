@@ -52,6 +52,10 @@ type Options struct {
 	// ControlTimeout bounds a Chassis Control that was acknowledged before
 	// it finished; zero means DefaultControlTimeout.
 	ControlTimeout time.Duration
+	// Kg is the node's BMC key (IPMI 2.0 §13.31, two-key logins), as
+	// bmc.ParseKg reads it from hex; nil means none (the user's password
+	// keys the session, as on most BMCs).
+	Kg []byte
 	// EventLog is the node's System Event Log; nil means one in memory only.
 	// The daemon passes one kept beside the node's file
 	// (bmc.EventLogPath), so that it survives a restart.
@@ -99,7 +103,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 		control: newControlQueue(cmp.Or(opts.AckWithin, DefaultAckWithin), cmp.Or(opts.ControlTimeout, DefaultControlTimeout)),
 		fruID:   defaultIdentity(node), suites: suites, mac: lanMACOf(node.Name)}
 	h.fru.h = h
-	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m, h: h})
+	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m, h: h}, gobmc.WithKG(opts.Kg))
 	sessionOpts := []gobmc.SessionStoreOption{gobmc.WithMaxSessions(cmp.Or(opts.MaxSessions, DefaultMaxSessions))}
 	if opts.SessionTimeout > 0 {
 		sessionOpts = append(sessionOpts, gobmc.WithInactivityTimeout(opts.SessionTimeout))
