@@ -28,37 +28,10 @@ func TestIronicPowerControlSlowLibvirt(t *testing.T) {
 	if raw, _ := os.ReadFile("/etc/libvirt/hooks/qemu"); !strings.Contains(string(raw), "stopped") {
 		t.Skip("the libvirt hook does not slow destroy yet; run scripts/prepare-test-host.sh")
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool := libvirtconn.NewPool(quiet, 0)
-	t.Cleanup(func() { pool.Close() })
-	conn, err := pool.Get("qemu:///system", libvirtconn.Credentials{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	removeStale(t, conn)
 	name := fmt.Sprintf("%sbench-%d", testtool.SlowStartPrefix, os.Getpid())
-	doc := fmt.Sprintf(testtool.ConsoleDomainXML, name, testtool.VirtType())
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := conn.Do(ctx, func(lv *libvirt.Libvirt) error { _, err := lv.DomainDefineXML(doc); return err }); err != nil {
-		t.Fatalf("define %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if err := removeDomain(conn, name); err != nil {
-			t.Errorf("remove %s: %v", name, err)
-		}
-	})
+	conn, quiet, _ := libvirtDomain(t, name, false)
 	port := serve(t, "slow-control", libvirtconn.NewDomain(conn, name, quiet))
-	pw := testtool.WriteFile(t, "pw", "password")
-	ironic := func(args ...string) string {
-		t.Helper()
-		out, err := testtool.Run(t, 30*time.Second, "ipmitool", append([]string{"-I", "lanplus", "-H", "127.0.0.1", "-L", "ADMINISTRATOR",
-			"-p", fmt.Sprint(port), "-U", "admin", "-R", "1", "-N", "1", "-f", pw}, args...)...)
-		if err != nil {
-			t.Fatalf("ipmitool %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	ironic := ipmitoolFor(t, port, "-R", "1", "-N", "1")
 	reaches := func(want libvirt.DomainState, what string) {
 		t.Helper()
 		testtool.Eventually(t, 30*time.Second, what, func() bool {
@@ -82,4 +55,57 @@ func TestIronicPowerControlSlowLibvirt(t *testing.T) {
 	reaches(libvirt.DomainRunning, "the domain runs after power cycle")
 	ironic("power", "off")
 	reaches(libvirt.DomainShutoff, "the domain is off at the end")
+	testtool.Eventually(t, 30*time.Second, "the event log has every control", func() bool {
+		out := ironic("sel", "list")
+		return strings.Count(out, "Initiated by power up") == 2 && strings.Count(out, "Power off/down") == 2 && strings.Contains(out, "Power cycle")
+	})
+}
+
+// libvirtDomain defines (and with start, starts) a test domain on the
+// system libvirtd, on a connection of a pool of the test's own, removed
+// when the test ends.
+func libvirtDomain(t *testing.T, name string, start bool) (*libvirtconn.Conn, *slog.Logger, libvirt.Domain) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool := libvirtconn.NewPool(quiet, 0)
+	t.Cleanup(func() { pool.Close() })
+	conn, err := pool.Get("qemu:///system", libvirtconn.Credentials{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	removeStale(t, conn)
+	doc := fmt.Sprintf(testtool.ConsoleDomainXML, name, testtool.VirtType())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var dom libvirt.Domain
+	if err := conn.Do(ctx, func(lv *libvirt.Libvirt) error {
+		var err error
+		if dom, err = lv.DomainDefineXML(doc); err != nil || !start {
+			return err
+		}
+		return lv.DomainCreate(dom)
+	}); err != nil {
+		t.Fatalf("define %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := removeDomain(conn, name); err != nil {
+			t.Errorf("remove %s: %v", name, err)
+		}
+	})
+	return conn, quiet, dom
+}
+
+// ipmitoolFor runs ipmitool as Ironic does (lanplus, ADMINISTRATOR, a
+// password file) against a BMC on port, with extra options such as -R/-N.
+func ipmitoolFor(t *testing.T, port int, opts ...string) func(args ...string) string {
+	pw := testtool.WriteFile(t, "pw", "password")
+	base := append([]string{"-I", "lanplus", "-H", "127.0.0.1", "-L", "ADMINISTRATOR", "-p", fmt.Sprint(port), "-U", "admin", "-f", pw}, opts...)
+	return func(args ...string) string {
+		t.Helper()
+		out, err := testtool.Run(t, 30*time.Second, "ipmitool", append(base, args...)...)
+		if err != nil {
+			t.Fatalf("ipmitool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
 }

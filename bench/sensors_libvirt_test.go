@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"regexp"
 	"strconv"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
+	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/testtool"
 	"github.com/govbmc/govbmc/libvirtconn"
 )
@@ -27,49 +26,21 @@ func TestLibvirtSensors(t *testing.T) {
 	testtool.SystemLibvirtd(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	testtool.Require(t, "ipmitool")
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool := libvirtconn.NewPool(quiet, 0)
-	t.Cleanup(func() { pool.Close() })
-	conn, err := pool.Get("qemu:///system", libvirtconn.Credentials{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	name := fmt.Sprintf("%s%d", otherPrefix, os.Getpid())
+	conn, quiet, dom := libvirtDomain(t, name, true)
 	const interval = time.Second
 	conn.SetStatsInterval(interval)
-	removeStale(t, conn)
-	name := fmt.Sprintf("%s%d", otherPrefix, os.Getpid())
-	doc := fmt.Sprintf(testtool.ConsoleDomainXML, name, testtool.VirtType())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var dom libvirt.Domain
-	if err := conn.Do(ctx, func(lv *libvirt.Libvirt) error {
-		var err error
-		if dom, err = lv.DomainDefineXML(doc); err != nil {
-			return err
-		}
-		return lv.DomainCreate(dom)
-	}); err != nil {
-		t.Fatalf("define and start %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if err := removeDomain(conn, name); err != nil {
-			t.Errorf("remove %s: %v", name, err)
-		}
-	})
 	var ports []int
 	for i := 0; i < 3; i++ {
 		ports = append(ports, serve(t, fmt.Sprintf("sensors-%d", i), libvirtconn.NewDomain(conn, name, quiet)))
 	}
-	pw := testtool.WriteFile(t, "pw", "password")
-	sdr := func(port int, args ...string) string {
-		t.Helper()
-		out, err := testtool.Run(t, 30*time.Second, "ipmitool", append([]string{"-I", "lanplus", "-H", "127.0.0.1", "-L", "ADMINISTRATOR",
-			"-p", fmt.Sprint(port), "-U", "admin", "-R", "1", "-N", "5", "-f", pw, "sdr"}, args...)...)
-		if err != nil {
-			t.Fatalf("ipmitool sdr: %v\n%s", err, out)
-		}
-		return out
+	tools := map[int]func(...string) string{}
+	for _, p := range ports {
+		tools[p] = ipmitoolFor(t, p, "-R", "1", "-N", "5")
 	}
+	sdr := func(port int, args ...string) string { return tools[port](append([]string{"sdr"}, args...)...) }
 	cpu := func(port int) int {
 		t.Helper()
 		m := cpuReadingRE.FindStringSubmatch(sdr(port, "list"))
@@ -91,6 +62,10 @@ func TestLibvirtSensors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	// FRU and LAN configuration of a libvirt node.
+	mustHave(t, tools[ports[0]]("fru", "print"), "Product Serial        : "+bmc.UUID(dom.UUID).String())
+	mustHave(t, tools[ports[1]]("lan", "print", "1"), "IP Address              : 127.0.0.1")
 
 	// Paused, the guest uses no CPU: two fetches of a paused run read 0.
 	pause(true)

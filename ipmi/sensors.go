@@ -214,23 +214,24 @@ func (h *nodeHandlers) stats(ctx context.Context) (bmc.Stats, types.CompletionCo
 	return st, cc
 }
 
-func (s *sensors) byNumber(n uint8) *sensor {
+// requested is the sensor a request (its sensor number) names.
+func (s *sensors) requested(req []byte) (*sensor, types.CompletionCode) {
+	if len(req) != 1 {
+		return nil, types.CodeRequestDataLengthInvalid
+	}
 	for i := range s.list {
-		if s.list[i].number == n {
-			return &s.list[i]
+		if s.list[i].number == req[0] {
+			return &s.list[i], types.CodeOK
 		}
 	}
-	return nil
+	return nil, types.CodeRequestedDataNotPresent
 }
 
 // getSensorReading implements Get Sensor Reading (Sensor/Event 0x2D).
 func (h *nodeHandlers) getSensorReading(ctx context.Context, _ *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
-	if len(req) != 1 {
-		return nil, types.CodeRequestDataLengthInvalid, nil
-	}
-	sn := h.sensors.byNumber(req[0])
-	if sn == nil {
-		return nil, types.CodeRequestedDataNotPresent, nil
+	sn, cc := h.sensors.requested(req)
+	if cc != types.CodeOK {
+		return nil, cc, nil
 	}
 	st, cc := h.stats(ctx)
 	if cc != types.CodeOK {
@@ -256,12 +257,9 @@ func (h *nodeHandlers) getSensorReading(ctx context.Context, _ *handlers.Handler
 
 // getSensorThresholds implements Get Sensor Thresholds (Sensor/Event 0x27).
 func (h *nodeHandlers) getSensorThresholds(_ context.Context, _ *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
-	if len(req) != 1 {
-		return nil, types.CodeRequestDataLengthInvalid, nil
-	}
-	sn := h.sensors.byNumber(req[0])
-	if sn == nil {
-		return nil, types.CodeRequestedDataNotPresent, nil
+	sn, cc := h.sensors.requested(req)
+	if cc != types.CodeOK {
+		return nil, cc, nil
 	}
 	if sn.discrete != nil {
 		return nil, types.CodeInvalidCommand, nil
