@@ -91,6 +91,14 @@ func TestLibvirtSensors(t *testing.T) {
 		t.Fatalf("%d sdr -v polls of 3 BMCs over %v made %d statistics calls, want at most %d", polls, elapsed, fetches, max)
 	}
 	t.Logf("%d sdr -v polls over %v: %d statistics calls (%d in all)", polls, elapsed.Round(time.Millisecond), fetches, conn.StatsFetches()-start)
+
+	// A power off made outside the BMC (virsh destroy) is in its event log.
+	if err := conn.Do(ctx, func(lv *libvirt.Libvirt) error { return lv.DomainDestroy(dom) }); err != nil {
+		t.Fatal(err)
+	}
+	testtool.Eventually(t, 30*time.Second, "the outside power off is in the event log", func() bool {
+		return strings.Contains(tools[ports[2]]("sel", "list"), "Power off/down")
+	})
 }
 
 func mustHave(t *testing.T, out string, wants ...string) {

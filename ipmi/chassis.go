@@ -89,6 +89,22 @@ func (h *nodeHandlers) controlDone(directive uint8, op string, err error) {
 	h.record(controlEvents[directive], op)
 }
 
+// machinePower records a power change the machine reports (for libvirt,
+// made by virsh, the guest or a crash), unless it is the echo of the BMC's
+// own control, which controlDone has recorded.
+func (h *nodeHandlers) machinePower(s bmc.PowerState) {
+	if h.control.own() {
+		return
+	}
+	kind := bmc.EventPowerOff
+	if s == bmc.PowerOn {
+		kind = bmc.EventPowerOn
+	}
+	if _, err := h.sel.events.Add(kind, "machine", "seen from the machine"); err != nil {
+		h.log.Warn("event log not saved", "err", err)
+	}
+}
+
 // loginFailed records a login refused for its credentials.
 func (h *nodeHandlers) loginFailed(ip string) {
 	h.record(bmc.EventLoginFailed, "from "+ip)

@@ -2,7 +2,9 @@ package ipmi
 
 import (
 	"context"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/types"
@@ -53,7 +55,18 @@ type controlQueue struct {
 	ctx     context.Context // ends when the server closes
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	// ownUntil (Unix ns) is until when power changes the machine reports
+	// are taken for the BMC's own controls: while one runs, and for
+	// ownEcho after it.
+	ownUntil atomic.Int64
 }
+
+// ownEcho is how long after a control the machine's report of the change
+// it made may take to arrive.
+const ownEcho = 3 * time.Second
+
+// own reports whether a power change seen now is a control's own.
+func (q *controlQueue) own() bool { return time.Now().UnixNano() < q.ownUntil.Load() }
 
 func newControlQueue(ackWithin, timeout time.Duration) *controlQueue {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -94,7 +107,10 @@ func (q *controlQueue) run(op func(context.Context) types.CompletionCode) (cc ty
 		}
 		ctx, cancel := context.WithTimeout(q.ctx, q.timeout)
 		defer cancel()
-		result <- op(ctx)
+		q.ownUntil.Store(math.MaxInt64)
+		cc := op(ctx)
+		q.ownUntil.Store(time.Now().Add(ownEcho).UnixNano())
+		result <- cc
 	}()
 
 	t := time.NewTimer(q.ackWithin)

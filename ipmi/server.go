@@ -76,6 +76,7 @@ type Server struct {
 	// unregister takes the node out of the shared handler registry.
 	unregister func()
 	h          *nodeHandlers
+	stopWatch  func()
 }
 
 // New binds the node's UDP listener and prepares its BMC; Serve starts
@@ -141,7 +142,11 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
 	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, peers: &h.peers, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts), h.loginFailed)}, server.WithHandlerRegistry(sharedRegistry()))
-	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister, h: h}, nil
+	stopWatch := func() {}
+	if w, ok := m.(bmc.PowerWatcher); ok {
+		stopWatch = w.WatchPower(h.machinePower)
+	}
+	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister, h: h, stopWatch: stopWatch}, nil
 }
 
 // Addr is the address the listener is bound to (with the real port when the
@@ -170,6 +175,7 @@ func (s *Server) Close() error {
 	s.closing.Do(func() {
 		err = s.srv.Close()
 		s.unregister()
+		s.stopWatch()
 		s.h.control.close()
 	})
 	if err != nil && !errors.Is(err, net.ErrClosed) {
