@@ -55,8 +55,9 @@ type EventLogInfo struct {
 	LastAdd, LastErase time.Time
 }
 
-// DefaultEventLogCapacity is how many entries a log keeps.
-const DefaultEventLogCapacity = 512
+// DefaultEventLogCapacity is how many entries a log keeps (about 25 KiB
+// when full, per node).
+const DefaultEventLogCapacity = 256
 
 // EventLog is a node's bounded event log: a ring that drops its oldest
 // entry when full, and says so. With a path it is kept in that file
