@@ -21,9 +21,7 @@ import (
 // off, on and cycle succeeds on the first try and the domain reaches the
 // target, as libvirt itself reports it.
 func TestIronicPowerControlSlowLibvirt(t *testing.T) {
-	testtool.SystemLibvirtd(t)
-	testtool.Require(t, "qemu-system-x86_64")
-	testtool.Require(t, "ipmitool")
+	requireQemuAndIpmitool(t)
 	testtool.RequireSlowStartHook(t)
 	if raw, _ := os.ReadFile("/etc/libvirt/hooks/qemu"); !strings.Contains(string(raw), "stopped") {
 		t.Skip("the libvirt hook does not slow destroy yet; run scripts/prepare-test-host.sh")
@@ -108,4 +106,12 @@ func ipmitoolFor(t *testing.T, port int, opts ...string) func(args ...string) st
 		}
 		return out
 	}
+}
+
+// requireQemuAndIpmitool: the system libvirtd with qemu, and ipmitool.
+func requireQemuAndIpmitool(t *testing.T) {
+	t.Helper()
+	testtool.SystemLibvirtd(t)
+	testtool.Require(t, "qemu-system-x86_64")
+	testtool.Require(t, "ipmitool")
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govbmc/govbmc/internal/testtool"
 	"github.com/govbmc/govbmc/libvirtconn"
 )
 
@@ -19,9 +18,7 @@ import (
 // BMCs manage one domain: the statistics call fetches every domain at once,
 // so the count of domains does not change the count of calls.
 func TestSensorFleetPoll(t *testing.T) {
-	testtool.SystemLibvirtd(t)
-	testtool.Require(t, "qemu-system-x86_64")
-	testtool.Require(t, "ipmitool")
+	requireQemuAndIpmitool(t)
 	nodes := pick(50, 1000)
 	duration := pick(4*time.Second, 60*time.Second)
 	interval := pick(2*time.Second, libvirtconn.DefaultStatsInterval)

@@ -23,9 +23,7 @@ var cpuReadingRE = regexp.MustCompile(`(?m)^CPU Utilization\s+\|\s+(\d+) percent
 // while the domain is paused and rises when it runs; the three BMCs' polls
 // cost one ConnectGetAllDomainStats per interval.
 func TestLibvirtSensors(t *testing.T) {
-	testtool.SystemLibvirtd(t)
-	testtool.Require(t, "qemu-system-x86_64")
-	testtool.Require(t, "ipmitool")
+	requireQemuAndIpmitool(t)
 	name := fmt.Sprintf("%s%d", otherPrefix, os.Getpid())
 	conn, quiet, dom := libvirtDomain(t, name, true)
 	const interval = time.Second
