@@ -39,6 +39,7 @@ type SimMachine struct {
 	fault    error
 	latency  time.Duration
 	timer    *time.Timer
+	load     SimLoad // what the guest is doing (simstats.go)
 }
 
 // NewSimMachine returns a powered-off simulated machine for a node.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/bougou/go-ipmi/pkg/handlers"
 	"github.com/bougou/go-ipmi/pkg/types"
+	"github.com/govbmc/govbmc/bmc"
 )
 
 // System boot option parameters govbmc implements (IPMI 2.0 Table 28-14).
@@ -88,6 +89,7 @@ func (h *nodeHandlers) setBootOptions(ctx context.Context, _ *handlers.HandlerCo
 		}
 		b.lastFlags, b.haveLastFlags = flags, true
 		h.log.Info("boot device set", "device", o.Device.String(), "persistent", o.Persistent, "efi", o.EFI)
+		h.record(bmc.EventBootDeviceChanged, o.Device.String())
 		return nil, types.CodeOK, nil
 	}
 	return nil, types.CodeParameterNotSupported, nil

@@ -18,6 +18,7 @@ const consoleBacklog = 64 << 10
 // consoleHAL hands go-ipmi's SOL payload the machine's serial console.
 type consoleHAL struct {
 	m bmc.Machine
+	h *nodeHandlers
 }
 
 // Open attaches to the machine's console. A console someone else holds is
@@ -32,6 +33,9 @@ func (c consoleHAL) Open(ctx context.Context) (hal.ConsoleConn, error) {
 		return nil, hal.ErrNotSupported
 	case err != nil:
 		return nil, err
+	}
+	if c.h != nil {
+		c.h.record(bmc.EventConsoleActivated, "serial over LAN")
 	}
 	return newConsoleConn(rwc), nil
 }

@@ -388,3 +388,32 @@ func TestGoIPMICanaryAuthCapsAllocations(t *testing.T) {
 		fixed(t, "empty user slots building errors on every Get Channel Authentication Capabilities", "authCaps (authcaps.go)")
 	}
 }
+
+// TestGoIPMICanarySEL: go-ipmi registers none of the SEL commands.
+func TestGoIPMICanarySEL(t *testing.T) {
+	state, _ := goipmiState(t)
+	if _, cc := goipmiDispatch(state, gobmc.PrivilegeLevelUser, types.CommandGetSELInfo); cc != types.CodeInvalidCommand {
+		fixed(t, "the System Event Log", "sel.go")
+	}
+}
+
+// TestGoIPMICanarySensorReading: go-ipmi has no Get Sensor Reading.
+func TestGoIPMICanarySensorReading(t *testing.T) {
+	state, _ := goipmiState(t)
+	if _, cc := goipmiDispatch(state, gobmc.PrivilegeLevelUser, types.CommandGetSensorReading, 0x01); cc != types.CodeInvalidCommand {
+		fixed(t, "Get Sensor Reading", "getSensorReading/getSensorThresholds (sensors.go)")
+	}
+}
+
+// TestGoIPMICanaryLANConfig: go-ipmi's Get LAN Configuration Parameters has
+// no cipher suite parameters and, without a NetworkHAL, no address; Set LAN
+// Configuration Parameters is not registered.
+func TestGoIPMICanaryLANConfig(t *testing.T) {
+	state, _ := goipmiState(t)
+	_, suitesCC := goipmiDispatch(state, gobmc.PrivilegeLevelAdministrator, types.CommandGetLanConfigParam, lanChannel, lanCipherSuites, 0, 0)
+	_, ipCC := goipmiDispatch(state, gobmc.PrivilegeLevelAdministrator, types.CommandGetLanConfigParam, lanChannel, lanIP, 0, 0)
+	_, setCC := goipmiDispatch(state, gobmc.PrivilegeLevelAdministrator, types.CommandSetLanConfigParam, lanChannel, lanIP, 10, 0, 0, 5)
+	if suitesCC == types.CodeOK || ipCC == types.CodeOK || setCC != types.CodeInvalidCommand {
+		fixed(t, "LAN configuration", "getLanConfig/setLanConfig (lan.go)")
+	}
+}

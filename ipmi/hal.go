@@ -10,10 +10,13 @@ import (
 
 // machineHAL adapts a bmc.Machine to go-ipmi's hardware abstraction, for the
 // go-ipmi handlers govbmc keeps (Chassis Identify and anything added later).
-// A virtual machine has no sensors, storage, GPIO or I2C, so those are nil,
-// which go-ipmi answers with the proper "not present" completion codes.
+// Its storage is the node's SDR repository and FRU (sensors.go, fru.go);
+// a virtual machine has no GPIO or I2C, so those are nil, which go-ipmi
+// answers with the proper "not present" completion codes. Sensor readings
+// are govbmc's own handlers (go-ipmi has no Get Sensor Reading).
 type machineHAL struct {
 	m bmc.Machine
+	h *nodeHandlers // records SOL activations; nil in go-ipmi's own tests
 }
 
 var (
@@ -23,11 +26,16 @@ var (
 
 func (h machineHAL) Chassis() hal.ChassisHAL { return h }
 func (h machineHAL) Sensors() hal.SensorHAL  { return nil }
-func (h machineHAL) Storage() hal.StorageHAL { return nil }
+func (h machineHAL) Storage() hal.StorageHAL {
+	if h.h == nil {
+		return nil
+	}
+	return nodeStorage{h.h}
+}
 func (h machineHAL) Network() hal.NetworkHAL { return nil }
 func (h machineHAL) GPIO() hal.GPIOHAL       { return nil }
 func (h machineHAL) I2C() hal.I2CHAL         { return nil }
-func (h machineHAL) Console() hal.ConsoleHAL { return consoleHAL{h.m} }
+func (h machineHAL) Console() hal.ConsoleHAL { return consoleHAL{h.m, h.h} }
 func (h machineHAL) Close() error            { return nil }
 
 func (h machineHAL) PowerState(ctx context.Context) (bool, error) {

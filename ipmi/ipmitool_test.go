@@ -358,11 +358,13 @@ func TestCipherSuiteList(t *testing.T) {
 
 // TestRetransmittedControlRunsOnce: when the machine is slower than the
 // client's timeout, ipmitool retransmits; the power cycle must still run
-// once, and the retransmission get the same answer.
+// once, and the retransmission get the same answer. The acknowledgement
+// bound is set above ipmitool's timeout here, so that the request really
+// is retransmitted.
 func TestRetransmittedControlRunsOnce(t *testing.T) {
 	for _, proto := range []string{"lanplus", "lan"} {
 		t.Run(proto, func(t *testing.T) {
-			n := startNode(t)
+			n := startNodeWith(t, ipmi.Options{AckWithin: 3 * time.Second})
 			n.setPower(bmc.PowerOn)
 			n.sim.SetLatency(1500 * time.Millisecond)
 			boots := len(n.sim.Boots())

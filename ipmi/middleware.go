@@ -57,9 +57,14 @@ func commandName(hctx *handlers.HandlerContext) string {
 }
 
 // requireOperator wraps a handler that IPMI 2.0 Appendix G reserves for
-// OPERATOR and above (Set System Boot Options, Chassis Identify), which
-// go-ipmi lets any USER run.
+// OPERATOR and above (Set System Boot Options, Chassis Identify, Clear
+// SEL), which go-ipmi lets any USER run.
 func requireOperator(next handlers.Handler) handlers.HandlerFunc {
+	return requirePrivilege(gobmc.PrivilegeLevelOperator, next)
+}
+
+// requirePrivilege wraps a handler that needs at least level.
+func requirePrivilege(level gobmc.PrivilegeLevel, next handlers.Handler) handlers.HandlerFunc {
 	return func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
 		var priv gobmc.PrivilegeLevel
 		switch {
@@ -69,7 +74,7 @@ func requireOperator(next handlers.Handler) handlers.HandlerFunc {
 		case hctx.V15Session != nil:
 			priv = hctx.V15Session.PrivilegeLevel
 		}
-		if priv < gobmc.PrivilegeLevelOperator {
+		if priv < level {
 			return nil, types.CodeInsufficientPrivilege, nil
 		}
 		return next.Handle(ctx, hctx, req)

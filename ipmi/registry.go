@@ -124,6 +124,15 @@ func (h *nodeHandlers) overrides() []override {
 		{types.CommandGetSystemGUID, handlers.HandlerFunc(h.systemGUID)},
 		{types.CommandColdReset, handlers.HandlerFunc(h.bmcReset)},
 		{types.CommandWarmReset, handlers.HandlerFunc(h.bmcReset)},
+		{types.CommandGetLanConfigParam, handlers.HandlerFunc(h.getLanConfig)},
+		{types.CommandSetLanConfigParam, requirePrivilege(gobmc.PrivilegeLevelAdministrator, handlers.HandlerFunc(h.setLanConfig))},
+		{types.CommandGetSensorReading, handlers.HandlerFunc(h.getSensorReading)},
+		{types.CommandGetSensorThresholds, handlers.HandlerFunc(h.getSensorThresholds)},
+		{types.CommandGetSELInfo, handlers.HandlerFunc(h.getSELInfo)},
+		{types.CommandReserveSEL, handlers.HandlerFunc(h.reserveSEL)},
+		{types.CommandGetSELEntry, handlers.HandlerFunc(h.getSELEntry)},
+		{types.CommandClearSEL, requireOperator(handlers.HandlerFunc(h.clearSEL))},
+		{types.CommandGetSELTime, handlers.HandlerFunc(h.getSELTime)},
 		{types.CommandGetChannelAuthCapabilities, h.authCaps.wrap(registered(defaults, types.CommandGetChannelAuthCapabilities))},
 	}
 	for _, c := range []types.Command{types.CommandSetUserAccess, types.CommandSetUsername, types.CommandSetUserPassword} {

@@ -46,6 +46,20 @@ type Options struct {
 	// MaxSessions bounds the node's concurrent RMCP+ sessions; zero means
 	// DefaultMaxSessions.
 	MaxSessions int
+	// AckWithin is how long a Chassis Control may run before it is
+	// acknowledged and left to finish; zero means DefaultAckWithin.
+	AckWithin time.Duration
+	// ControlTimeout bounds a Chassis Control that was acknowledged before
+	// it finished; zero means DefaultControlTimeout.
+	ControlTimeout time.Duration
+	// Kg is the node's BMC key (IPMI 2.0 §13.31, two-key logins), as
+	// bmc.ParseKg reads it from hex; nil means none (the user's password
+	// keys the session, as on most BMCs).
+	Kg []byte
+	// EventLog is the node's System Event Log; nil means one in memory only.
+	// The daemon passes one kept beside the node's file
+	// (bmc.EventLogPath), so that it survives a restart.
+	EventLog *bmc.EventLog
 	// EvictIdle is how long an established session must be quiet before a
 	// login into a full table may close it; zero means DefaultEvictIdle.
 	EvictIdle time.Duration
@@ -66,6 +80,8 @@ type Server struct {
 	awake   atomic.Bool // go-ipmi's read loop runs (idle.go)
 	// unregister takes the node out of the shared handler registry.
 	unregister func()
+	h          *nodeHandlers
+	stopWatch  func()
 }
 
 // New binds the node's UDP listener and prepares its BMC; Serve starts
@@ -85,7 +101,15 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m})
+	events := opts.EventLog
+	if events == nil {
+		events, _ = bmc.NewEventLog(0, "")
+	}
+	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout, sel: sel{events: events}, sensors: newSensors(m),
+		control: newControlQueue(cmp.Or(opts.AckWithin, DefaultAckWithin), cmp.Or(opts.ControlTimeout, DefaultControlTimeout)),
+		fruID:   defaultIdentity(node), suites: suites, mac: lanMACOf(node.Name)}
+	h.fru.h = h
+	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:"+node.Name)), machineHAL{m: m, h: h}, gobmc.WithKG(opts.Kg))
 	sessionOpts := []gobmc.SessionStoreOption{gobmc.WithMaxSessions(cmp.Or(opts.MaxSessions, DefaultMaxSessions))}
 	if opts.SessionTimeout > 0 {
 		sessionOpts = append(sessionOpts, gobmc.WithInactivityTimeout(opts.SessionTimeout))
@@ -94,6 +118,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	sessions := newSessionTable(state.Sessions, state.SOL, cmp.Or(opts.EvictIdle, DefaultEvictIdle), log)
 	replay := newReplayGuard()
 	state.Sessions.SetOnRemove(func(id uint32) {
+		h.peers.forget(id)
 		sessions.forget(id)
 		replay.forget(id)
 		state.SOL.DeactivateBySession(id)
@@ -117,12 +142,16 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %q: listen on %s: %w", node.Name, node.ListenAddr(), err)
 	}
-	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout}
+	h.listen = udp.LocalAddr().(*net.UDPAddr)
 	unregister := registerNode(state, h, recoverMiddleware(log), traceMiddleware(log), replay.middleware, sessions.middleware)
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
-	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, idleAfter: cmp.Or(opts.IdleAfter, DefaultIdleAfter), throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(sharedRegistry()))
-	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister}, nil
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, peers: &h.peers, idleAfter: cmp.Or(opts.IdleAfter, DefaultIdleAfter), throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts), h.loginFailed)}, server.WithHandlerRegistry(sharedRegistry()))
+	stopWatch := func() {}
+	if w, ok := m.(bmc.PowerWatcher); ok {
+		stopWatch = w.WatchPower(h.machinePower)
+	}
+	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister, h: h, stopWatch: stopWatch}, nil
 }
 
 // Addr is the address the listener is bound to (with the real port when the
@@ -152,6 +181,8 @@ func (s *Server) Close() error {
 		s.closed.Store(true)
 		err = s.srv.Close()
 		s.unregister()
+		s.stopWatch()
+		s.h.control.close()
 	})
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("node %q: close: %w", s.node.Name, err)
@@ -182,7 +213,7 @@ func deviceInfo(node bmc.Node) gobmc.DeviceInfo {
 		IPMIVersion:             0x02, // IPMI 2.0, BCD nibbles minor:major
 		ManufacturerID:          node.Identity.ManufacturerID,
 		ProductID:               node.Identity.ProductID,
-		AdditionalDeviceSupport: 0x80, // chassis device
+		AdditionalDeviceSupport: 0x80 | 0x04, // chassis device, SEL device (go-ipmi adds SDR repository and FRU)
 	}
 }
 
@@ -227,6 +258,22 @@ type nodeHandlers struct {
 	opTimeout time.Duration
 	boot      bootParams
 	v15       v15Sessions
+	// sensors are the node's SDR repository and readings.
+	sensors *sensors
+	// listen is the bound listener, mac the BMC's MAC, suites the cipher
+	// suites offered, peers the clients' addresses (LAN configuration).
+	listen *net.UDPAddr
+	mac    [6]byte
+	suites []types.CipherSuiteID
+	peers  peers
+	// fru is the node's FRU device; fruID what it says unless the machine
+	// describes itself.
+	fru   fruStore
+	fruID fruIdentity
+	// sel serves the node's event log.
+	sel sel
+	// control runs Chassis Controls one at a time, acknowledging slow ones.
+	control *controlQueue
 	// retransmits answers a retransmitted Chassis Control without running it again.
 	retransmits retransmits
 	// authCaps answers Get Channel Authentication Capabilities from a copy.

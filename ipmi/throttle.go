@@ -28,7 +28,9 @@ type authThrottle struct {
 
 	mu       sync.Mutex
 	failures map[string][]time.Time
-	blocked  map[string]time.Time
+	// onFailure is told of every failed login (for the event log).
+	onFailure func(ip string)
+	blocked   map[string]time.Time
 	// handshakes are RMCP+ logins that got their RAKP 2, by client
 	// address: a client whose password does not match RAKP 2's code gives
 	// up without RAKP 3 (go-ipmi answers unknown users the same way, so
@@ -76,8 +78,8 @@ func (a *authThrottle) sweepLocked(now time.Time) []string {
 	return newly
 }
 
-func newAuthThrottle(limit int, window, block time.Duration) *authThrottle {
-	return &authThrottle{limit: limit, window: window, block: block}
+func newAuthThrottle(limit int, window, block time.Duration, onFailure func(ip string)) *authThrottle {
+	return &authThrottle{limit: limit, window: window, block: block, onFailure: onFailure}
 }
 
 // failed records a failed login from ip; it reports whether ip is now
@@ -90,6 +92,9 @@ func (a *authThrottle) failed(ip string, now time.Time) bool {
 
 // failedLocked records a failure that happened at, noticed now.
 func (a *authThrottle) failedLocked(ip string, at, now time.Time) bool {
+	if a.onFailure != nil {
+		a.onFailure(ip)
+	}
 	if len(a.failures) >= maxThrottledSources {
 		a.pruneLocked(now)
 	}

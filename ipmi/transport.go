@@ -26,6 +26,8 @@ import (
 //     (sessionTable).
 //  5. fixActivateSession (out): give the IPMI 1.5 Activate Session response
 //     the header session ID real BMCs send.
+//  6. peers (in): remember each session's client address, for the LAN
+//     configuration's IP address of a wildcard listener.
 //
 // GOIPMI.md lists why each is needed and the canary test that notices
 // when go-ipmi no longer needs it.
@@ -38,6 +40,7 @@ type conn struct {
 	sessions *sessionTable
 	// idleAfter is how long a node with no session stays awake (idle.go).
 	idleAfter time.Duration
+	peers     *peers
 }
 
 // ReadFrom passes go-ipmi the next datagram that jobs 1 to 3 let through,
@@ -55,6 +58,7 @@ func (c *conn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		c.throttleInbound(h, addr)
 		c.sessions.inbound(h, addr)
+		c.peers.inbound(h, addr)
 		return n, addr, nil
 	}
 }

@@ -66,6 +66,8 @@ type Conn struct {
 
 	// states mirrors domain power states from lifecycle events.
 	states stateCache
+	// stats holds the domains' statistics for sensors (stats.go).
+	stats statsCache
 
 	// Dials counts connection attempts that reached the transport, and
 	// SSHDials the SSH clients opened; tests and benchmarks read them.

@@ -19,6 +19,8 @@ type stateCache struct {
 	// versions counts events per domain name, so that an answer fetched by
 	// RPC is not stored over a newer event.
 	versions map[string]uint64
+	// watchers want the power changes (watch.go).
+	watchers powerWatchers
 }
 
 type cachedDomain struct {
@@ -103,6 +105,7 @@ func (s *stateCache) follow(ctx context.Context, lv *libvirt.Libvirt) error {
 	go func() {
 		for ev := range ch {
 			s.apply(ev)
+			s.watchers.notify(ev)
 		}
 		s.reset(false)
 	}()

@@ -4,9 +4,9 @@
 # group (libvirt's qemu user is in it), virtlogd and libvirtd running, and
 # libvirt's QEMU capabilities probed once (the first probe takes tens of
 # seconds, longer than a test should wait for a domain definition). It also
-# installs a libvirt qemu hook that makes starting a domain named
-# govbmc-slow-* take 3 s (the slow-operation benchmark; every other domain
-# is untouched).
+# installs a libvirt qemu hook that makes starting and destroying a domain
+# named govbmc-slow-* take 3 s each (the slow-operation benchmark and the
+# Chassis Control acknowledgement test; every other domain is untouched).
 # Idempotent; needs root for what it changes.
 set -euo pipefail
 export PATH="/usr/sbin:/sbin:$PATH"
@@ -30,13 +30,15 @@ hook=/etc/libvirt/hooks/qemu
 hook_body=$(cat <<'HOOK'
 #!/bin/sh
 # Installed by govbmc's scripts/prepare-test-host.sh for the slow-operation
-# benchmark (bench/slowop_libvirt_test.go): starting a domain whose name
-# begins with govbmc-slow- takes 3 s longer ("prepare begin" runs before
-# QEMU does); every other domain and operation passes straight through.
+# benchmark (bench/slowop_libvirt_test.go) and the Chassis Control test
+# (bench/control_libvirt_test.go): starting a domain whose name begins with
+# govbmc-slow- takes 3 s longer ("prepare begin" runs before QEMU does), and
+# so does destroying it ("stopped end" runs inside virDomainDestroy, after
+# QEMU is gone); every other domain and operation passes straight through.
 cat >/dev/null
 case "$1" in
 govbmc-slow-*)
-  if [ "$2" = prepare ] && [ "$3" = begin ]; then
+  if { [ "$2" = prepare ] && [ "$3" = begin ]; } || { [ "$2" = stopped ] && [ "$3" = end ]; }; then
     sleep 3
   fi
   ;;
