@@ -1,0 +1,273 @@
+package libvirtconn
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/digitalocean/go-libvirt"
+	"github.com/govbmc/govbmc/bmc"
+	"github.com/govbmc/govbmc/internal/testtool"
+)
+
+// mediaDomainXML is a 64 MiB diskless qemu VM (%[1]s name, %[2]s virt
+// type, %[3]s machine type) with no CD-ROM, whose SeaBIOS talks on its
+// serial console and boots at once.
+const mediaDomainXML = `<domain type='%[2]s'>
+  <name>%[1]s</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='%[3]s'>hvm</type>
+    <boot dev='hd'/>
+    <bios useserial='yes'/>
+  </os>
+  <devices>
+    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+  </devices>
+</domain>`
+
+// qemuConn is a connection to the system libvirtd's qemu driver.
+func qemuConn(t *testing.T) *Conn {
+	t.Helper()
+	testtool.SystemLibvirtd(t)
+	testtool.Require(t, "qemu-system-x86_64")
+	pool := NewPool(nil, 0)
+	t.Cleanup(func() { pool.Close() })
+	c, err := pool.Get("qemu:///system", Credentials{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// mediaDomain defines a qemu domain for the test and returns its machine,
+// with a fetcher of the test's own (1 s idle timeout, 1 MiB cap).
+func mediaDomain(t *testing.T, c *Conn, machine string, cfg bmc.MediaFetcherConfig) (*Domain, string) {
+	t.Helper()
+	name := defineDomainArgs(t, c, mediaDomainXML, testtool.VirtType(), machine)
+	d := NewDomain(c, name, nil)
+	t.Cleanup(func() { d.Close() })
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = time.Second
+	}
+	if cfg.MaxSize == 0 {
+		cfg.MaxSize = 1 << 20
+	}
+	d.SetMediaFetcher(bmc.NewMediaFetcher(cfg))
+	return d, name
+}
+
+func defineDomainArgs(t *testing.T, c *Conn, tmpl string, args ...any) string {
+	t.Helper()
+	name := strings.ToLower("govbmc-" + strings.NewReplacer("/", "-", " ", "-", "_", "-").Replace(t.Name()))
+	undefine(c, name) // left by a run that was killed
+	err := c.Do(testCtx(t), func(lv *libvirt.Libvirt) error {
+		_, err := lv.DomainDefineXML(fmt.Sprintf(tmpl, append([]any{name}, args...)...))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("define %s: %v", name, err)
+	}
+	t.Cleanup(func() { undefine(c, name) })
+	return name
+}
+
+func mediaCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// captureConsole collects what the domain prints on its serial console
+// until the test ends.
+func captureConsole(t *testing.T, d *Domain) *testtool.Buffer {
+	t.Helper()
+	con, err := d.OpenConsole(mediaCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := &testtool.Buffer{}
+	go func() { _, _ = io.Copy(buf, con) }()
+	t.Cleanup(func() { con.Close() })
+	return buf
+}
+
+// lastBoot is what the console printed since SeaBIOS last started.
+func lastBoot(out string) string {
+	if i := strings.LastIndex(out, "SeaBIOS (version"); i >= 0 {
+		return out[i:]
+	}
+	return ""
+}
+
+func tlsPool(srv *httptest.Server) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(srv.Certificate())
+	return p
+}
+
+// domainVolumes lists the media volumes of the domain left in the pool.
+func domainVolumes(t *testing.T, c *Conn, name string) []string {
+	t.Helper()
+	var out []string
+	err := c.Do(testCtx(t), func(lv *libvirt.Libvirt) error {
+		dom, err := lv.DomainLookupByName(name)
+		if err != nil {
+			return err
+		}
+		pool, ok, err := mediaPool(lv, false)
+		if err != nil || !ok {
+			return err
+		}
+		if err := lv.StoragePoolRefresh(pool, 0); err != nil {
+			return err
+		}
+		vols, _, err := lv.StoragePoolListAllVolumes(pool, 1, 0)
+		for _, v := range vols {
+			if strings.HasPrefix(v.Name, volumePrefix(dom.Name, dom.UUID)) {
+				out = append(out, v.Name)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// assertNothingLeft checks that no volume and no media device of the
+// domain remain.
+func assertNothingLeft(t *testing.T, c *Conn, name string) {
+	t.Helper()
+	if vols := domainVolumes(t, c, name); len(vols) > 0 {
+		t.Errorf("volumes left in the pool: %v", vols)
+	}
+	for _, flags := range []libvirt.DomainXMLFlags{libvirt.DomainXMLInactive, 0} {
+		doc := domainXML(t, c, name, flags)
+		if strings.Contains(doc, "<disk") || strings.Contains(doc, mediaNS) {
+			t.Errorf("device or media metadata left in the definition (flags %d):\n%s", flags, doc)
+		}
+	}
+}
+
+// serveFile serves a file's bytes at /<name> over HTTP and HTTPS.
+func serveFile(t *testing.T, path, name string) (httpSrv, httpsSrv *httptest.Server) {
+	t.Helper()
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/"+name {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeContent(w, r, name, time.Time{}, strings.NewReader(string(body)))
+	})
+	httpSrv, httpsSrv = httptest.NewServer(h), httptest.NewTLSServer(h)
+	t.Cleanup(httpSrv.Close)
+	t.Cleanup(httpsSrv.Close)
+	return httpSrv, httpsSrv
+}
+
+func uniqueLine(t *testing.T) string {
+	return fmt.Sprintf("govbmc virtual media %s %s", t.Name(), rand.Text()[:8])
+}
+
+// TestVirtualMediaBootsISO: an ISO served over HTTP (i440fx: an IDE CD-ROM
+// is added) and HTTPS (q35: SATA) is streamed into a volume, attached as a
+// CD-ROM and booted by a CD override; after the eject the next boot does
+// not boot it, and neither volume nor device is left.
+func TestVirtualMediaBootsISO(t *testing.T) {
+	for _, tc := range []struct{ name, machine, scheme, bus string }{
+		{"http-i440fx", "pc", "http", "ide"},
+		{"https-q35", "q35", "https", "sata"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := qemuConn(t)
+			line := uniqueLine(t)
+			iso := testtool.BootISO(t, line)
+			plain, tlsSrv := serveFile(t, iso, "deploy.iso")
+			srv := plain
+			cfg := bmc.MediaFetcherConfig{}
+			if tc.scheme == "https" {
+				srv, cfg.RootCAs = tlsSrv, tlsPool(tlsSrv)
+			}
+			d, name := mediaDomain(t, c, tc.machine, cfg)
+			ctx := mediaCtx(t)
+
+			url := srv.URL + "/deploy.iso"
+			if err := d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: url, WriteProtected: true}); err != nil {
+				t.Fatal(err)
+			}
+			st, err := d.Media(ctx, bmc.SlotCD)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, _ := os.Stat(iso)
+			if !st.Inserted || st.Image != url || st.ImageName != "deploy.iso" || !st.WriteProtected || st.Size != fi.Size() {
+				t.Fatalf("status after insert: %+v", st)
+			}
+			doc := domainXML(t, c, name, libvirt.DomainXMLInactive)
+			if !strings.Contains(doc, "device='cdrom'") || !strings.Contains(doc, "bus='"+tc.bus+"'") || !strings.Contains(doc, "<readonly/>") {
+				t.Fatalf("no read-only %s CD-ROM in the definition:\n%s", tc.bus, doc)
+			}
+			if err := d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: url}); !errors.Is(err, bmc.ErrMediaBusy) {
+				t.Fatalf("second insert: %v, want ErrMediaBusy", err)
+			}
+
+			if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootCDROM}); err != nil {
+				t.Fatal(err)
+			}
+			out := captureConsole(t, d)
+			if err := d.PowerOn(ctx); err != nil {
+				t.Fatal(err)
+			}
+			testtool.Eventually(t, 60*time.Second, "the ISO's line on the serial console", func() bool {
+				return strings.Contains(out.String(), line)
+			})
+
+			// Eject while running: the drive empties (live), the device
+			// govbmc added goes from the definition, the volume goes.
+			if err := d.EjectMedia(ctx, bmc.SlotCD); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := d.Media(ctx, bmc.SlotCD); err != nil || st.Inserted {
+				t.Fatalf("status after eject: %+v, %v", st, err)
+			}
+			if err := d.PowerOff(ctx); err != nil {
+				t.Fatal(err)
+			}
+			assertNothingLeft(t, c, name)
+
+			// The next boot, with a CD override again, does not boot it.
+			if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootCDROM}); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.PowerOn(ctx); err != nil {
+				t.Fatal(err)
+			}
+			testtool.Eventually(t, 60*time.Second, "SeaBIOS gives up booting", func() bool {
+				return strings.Contains(lastBoot(out.String()), "No bootable device")
+			})
+			if strings.Contains(lastBoot(out.String()), line) {
+				t.Fatalf("the ejected ISO booted:\n%s", out.String())
+			}
+			if err := d.PowerOff(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
