@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -118,11 +119,13 @@ func NewMediaFetcher(cfg MediaFetcherConfig) *MediaFetcher {
 	client := func(insecure bool) *http.Client {
 		dialer := &net.Dialer{Timeout: cfg.IdleTimeout, KeepAlive: 30 * time.Second}
 		return &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
-			TLSClientConfig:       &tls.Config{RootCAs: cfg.RootCAs, InsecureSkipVerify: insecure}, //nolint:gosec // asked for per request
-			TLSHandshakeTimeout:   cfg.IdleTimeout,
-			ResponseHeaderTimeout: cfg.IdleTimeout,
+			Proxy:           http.ProxyFromEnvironment,
+			DialContext:     dialer.DialContext,
+			TLSClientConfig: &tls.Config{RootCAs: cfg.RootCAs, InsecureSkipVerify: insecure}, //nolint:gosec // asked for per request
+			// The download's idle timer bounds the handshake and the wait for
+			// the headers; these are only backstops behind it.
+			TLSHandshakeTimeout:   2 * cfg.IdleTimeout,
+			ResponseHeaderTimeout: 2 * cfg.IdleTimeout,
 			MaxIdleConns:          cfg.Concurrency,
 			IdleConnTimeout:       time.Minute,
 			ForceAttemptHTTP2:     true,
@@ -252,6 +255,11 @@ func (f *MediaFetcher) Open(ctx context.Context, req MediaRequest) (*MediaDownlo
 // classify turns a transport error into a *MediaFetchError, or returns the
 // caller's own cancellation as it is.
 func (d *MediaDownload) classify(err error) error {
+	// The client's *url.Error repeats the URL, query included: drop it.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
 	cause := context.Cause(d.ctx)
 	kind := FetchBroken
 	switch {

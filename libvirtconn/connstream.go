@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,11 @@ func (c *Conn) stream(ctx context.Context, src io.Reader, fn func(lv *libvirt.Li
 	for {
 		select {
 		case err := <-done:
+			if rerr := pr.failure(); err != nil && rerr != nil {
+				// libvirtd answers an aborted stream with its own error;
+				// why the source failed says more.
+				return rerr
+			}
 			return classify(err)
 		case <-ctxDone:
 			ctxDone, cancelledAt = nil, time.Now()
@@ -61,6 +67,14 @@ type progressReader struct {
 	last    atomic.Int64 // UnixNano of the last Read's return
 	reading atomic.Bool
 	n       atomic.Int64
+	mu      sync.Mutex
+	err     error // the first error other than io.EOF the source returned
+}
+
+func (p *progressReader) failure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
 }
 
 func (p *progressReader) touch() { p.last.Store(time.Now().UnixNano()) }
@@ -71,5 +85,12 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	p.n.Add(int64(n))
 	p.touch()
 	p.reading.Store(false)
+	if err != nil && err != io.EOF {
+		p.mu.Lock()
+		if p.err == nil {
+			p.err = err
+		}
+		p.mu.Unlock()
+	}
 	return n, err
 }

@@ -481,9 +481,9 @@ func orphans(lv *libvirt.Libvirt, dom libvirt.Domain, match func(bmc.MediaSlot) 
 			used[path.Base(f)] = true
 		}
 	}
-	if err := lv.StoragePoolRefresh(pool, 0); err != nil {
-		return nil, fmt.Errorf("refresh pool %s: %w", pool.Name, err)
-	}
+	// Best effort: libvirtd refuses a refresh while an upload into the
+	// pool runs, and knows the volumes created through it anyway.
+	_ = lv.StoragePoolRefresh(pool, 0)
 	vols, _, err := lv.StoragePoolListAllVolumes(pool, 1, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list volumes of pool %s: %w", pool.Name, err)

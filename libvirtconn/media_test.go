@@ -130,9 +130,7 @@ func domainVolumes(t *testing.T, c *Conn, name string) []string {
 		if err != nil || !ok {
 			return err
 		}
-		if err := lv.StoragePoolRefresh(pool, 0); err != nil {
-			return err
-		}
+		_ = lv.StoragePoolRefresh(pool, 0) // refused during an upload
 		vols, _, err := lv.StoragePoolListAllVolumes(pool, 1, 0)
 		for _, v := range vols {
 			if strings.HasPrefix(v.Name, volumePrefix(dom.Name, dom.UUID)) {
@@ -269,5 +267,124 @@ func TestVirtualMediaBootsISO(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestVirtualMediaFaults: each way a download fails gives its error and
+// leaves no volume, device or metadata behind.
+func TestVirtualMediaFaults(t *testing.T) {
+	c := qemuConn(t)
+	image := make([]byte, 256<<10)
+	_, _ = rand.Read(image)
+	srv := testtool.NewMediaServer(t, image)
+	big := testtool.NewMediaServer(t, make([]byte, 2<<20))
+	d, name := mediaDomain(t, c, "pc", bmc.MediaFetcherConfig{})
+	ctx := mediaCtx(t)
+	for _, tc := range []struct {
+		what string
+		url  string
+		kind bmc.MediaFetchKind
+	}{
+		{"404", srv.HTTP.URL + "/missing", bmc.FetchHTTPStatus},
+		{"unreachable", testtool.ClosedPortURL(t), bmc.FetchUnreachable},
+		{"self-signed certificate", srv.HTTPS.URL + "/image", bmc.FetchTLS},
+		{"stalled server", srv.HTTP.URL + "/stall", bmc.FetchStalled},
+		{"connection closed early", srv.HTTP.URL + "/short", bmc.FetchBroken},
+		{"over the cap (Content-Length)", big.HTTP.URL + "/image", bmc.FetchTooLarge},
+		{"over the cap (chunked)", big.HTTP.URL + "/chunked", bmc.FetchTooLarge},
+	} {
+		err := d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: tc.url})
+		var fe *bmc.MediaFetchError
+		if !errors.As(err, &fe) || fe.Kind != tc.kind || !errors.Is(err, bmc.ErrMediaFetch) {
+			t.Errorf("%s: %v, want a %s download error", tc.what, err, tc.kind)
+		}
+		if st, err := d.Media(ctx, bmc.SlotCD); err != nil || st.Inserted || st.Inserting {
+			t.Errorf("%s: status %+v, %v", tc.what, st, err)
+		}
+		assertNothingLeft(t, c, name)
+	}
+	for _, bad := range []string{"ftp://example.com/x.iso", "nfs://host/x.iso", "http:///x.iso", "::"} {
+		if err := d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: bad}); !errors.Is(err, bmc.ErrInvalidArgument) {
+			t.Errorf("insert %q: %v, want ErrInvalidArgument", bad, err)
+		}
+	}
+	if err := d.InsertMedia(ctx, bmc.SlotFloppy, bmc.MediaRequest{URL: srv.HTTP.URL + "/image"}); !errors.Is(err, bmc.ErrNotSupported) {
+		t.Errorf("insert into Floppy: %v, want ErrNotSupported", err)
+	}
+	// The chunked image under the cap fits: the volume is shrunk to it.
+	if err := d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: srv.HTTP.URL + "/chunked"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := d.Media(ctx, bmc.SlotCD); st.Size != int64(len(image)) {
+		t.Errorf("chunked image: status %+v, want %d bytes", st, len(image))
+	}
+	if err := d.EjectMedia(ctx, bmc.SlotCD); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeft(t, c, name)
+}
+
+// TestVirtualMediaEjectCancelsInsert: an eject while the image is still
+// downloading cancels the insert, which reports it, and nothing is left.
+func TestVirtualMediaEjectCancelsInsert(t *testing.T) {
+	c := qemuConn(t)
+	srv := testtool.NewMediaServer(t, make([]byte, 512<<10))
+	d, name := mediaDomain(t, c, "pc", bmc.MediaFetcherConfig{IdleTimeout: 30 * time.Second})
+	ctx := mediaCtx(t)
+	done := make(chan error, 1)
+	go func() { done <- d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: srv.HTTP.URL + "/block"}) }()
+	<-srv.Blocked
+	testtool.Eventually(t, 10*time.Second, "the volume is created", func() bool { return len(domainVolumes(t, c, name)) == 1 })
+	if st, err := d.Media(ctx, bmc.SlotCD); err != nil || !st.Inserting || st.Inserted {
+		t.Fatalf("status while downloading: %+v, %v", st, err)
+	}
+	if err := d.EjectMedia(ctx, bmc.SlotCD); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, bmc.ErrMediaEjected) {
+		t.Fatalf("insert: %v, want ErrMediaEjected", err)
+	}
+	assertNothingLeft(t, c, name)
+}
+
+// TestVirtualMediaUSBStick: a USB stick image is attached read-only on the
+// USB bus, hot-plugged into the running domain, and removed by the eject.
+func TestVirtualMediaUSBStick(t *testing.T) {
+	c := qemuConn(t)
+	image := make([]byte, 64<<10)
+	copy(image, "govbmc USB stick")
+	srv := testtool.NewMediaServer(t, image)
+	d, name := mediaDomain(t, c, "pc", bmc.MediaFetcherConfig{})
+	ctx := mediaCtx(t)
+	if err := d.PowerOn(ctx); err != nil {
+		t.Fatal(err)
+	}
+	url := srv.HTTP.URL + "/image?token=secret"
+	if err := d.InsertMedia(ctx, bmc.SlotUSB, bmc.MediaRequest{URL: url, WriteProtected: true, Username: "u", Password: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Media(ctx, bmc.SlotUSB)
+	if err != nil || !st.Inserted || !st.WriteProtected || st.Image != url || st.ImageName != "image" || st.Size != int64(len(image)) {
+		t.Fatalf("status: %+v, %v", st, err)
+	}
+	for _, flags := range []libvirt.DomainXMLFlags{libvirt.DomainXMLInactive, 0} {
+		doc := domainXML(t, c, name, flags)
+		if !strings.Contains(doc, "bus='usb'") || !strings.Contains(doc, "<readonly/>") || !strings.Contains(doc, "device='disk'") {
+			t.Fatalf("no read-only USB disk (flags %d):\n%s", flags, doc)
+		}
+	}
+	if cd, _ := d.Media(ctx, bmc.SlotCD); cd.Inserted {
+		t.Fatalf("Cd reports %+v", cd)
+	}
+	if err := d.EjectMedia(ctx, bmc.SlotUSB); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PowerOff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeft(t, c, name)
+	// Ejecting an empty slot is fine (Ironic ejects everything first).
+	if err := d.EjectMedia(ctx, bmc.SlotUSB); err != nil {
+		t.Fatal(err)
 	}
 }
