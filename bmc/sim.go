@@ -39,6 +39,7 @@ type SimMachine struct {
 	fault    error
 	latency  time.Duration
 	timer    *time.Timer
+	media    simMedia // virtual media (simmedia.go)
 }
 
 // NewSimMachine returns a powered-off simulated machine for a node.
@@ -289,6 +290,7 @@ func (m *SimMachine) bootLocked() {
 	}
 	m.consolef("\r\ngovbmc simulated firmware (%s), system %s\r\n", mode, m.uuid)
 	m.consolef("Booting from %s...\r\n", bootBanner[rec.Device])
+	m.mediaBootLocked(rec.Device)
 }
 
 var bootBanner = map[BootDevice]string{
