@@ -3,12 +3,9 @@ package libvirtconn
 import (
 	"context"
 	"crypto/rand"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -20,8 +17,8 @@ import (
 )
 
 // mediaDomainXML is a 64 MiB diskless qemu VM (%[1]s name, %[2]s virt
-// type, %[3]s machine type) with no CD-ROM, whose SeaBIOS talks on its
-// serial console and boots at once.
+// type, %[3]s machine type, %[4]s more devices: none, or no CD-ROM) whose
+// SeaBIOS talks on its serial console and boots at once.
 const mediaDomainXML = `<domain type='%[2]s'>
   <name>%[1]s</name>
   <memory unit='MiB'>64</memory>
@@ -31,11 +28,18 @@ const mediaDomainXML = `<domain type='%[2]s'>
     <boot dev='hd'/>
     <bios useserial='yes'/>
   </os>
-  <devices>
+  <devices>%[4]s
     <serial type='pty'><target port='0'/></serial>
     <console type='pty'><target type='serial' port='0'/></console>
   </devices>
 </domain>`
+
+// withCDROMAndBootOrder are devices for mediaDomainXML: an empty IDE
+// CD-ROM drive and a disk-less boot order on a second, empty one (libvirt
+// refuses <os><boot> with per-device order, so the template's is dropped).
+const withCDROMAndBootOrder = `
+    <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>
+    <disk type='file' device='cdrom'><target dev='hdd' bus='ide'/><readonly/><boot order='1'/></disk>`
 
 // qemuConn is a connection to the system libvirtd's qemu driver.
 func qemuConn(t *testing.T) *Conn {
@@ -55,7 +59,16 @@ func qemuConn(t *testing.T) *Conn {
 // with a fetcher of the test's own (1 s idle timeout, 1 MiB cap).
 func mediaDomain(t *testing.T, c *Conn, machine string, cfg bmc.MediaFetcherConfig) (*Domain, string) {
 	t.Helper()
-	name := defineDomainArgs(t, c, mediaDomainXML, testtool.VirtType(), machine)
+	return mediaDomainWith(t, c, machine, "", cfg)
+}
+
+func mediaDomainWith(t *testing.T, c *Conn, machine, devices string, cfg bmc.MediaFetcherConfig) (*Domain, string) {
+	t.Helper()
+	tmpl := mediaDomainXML
+	if devices != "" {
+		tmpl = strings.Replace(tmpl, "<boot dev='hd'/>", "", 1)
+	}
+	name := defineDomainArgs(t, c, tmpl, testtool.VirtType(), machine, devices)
 	d := NewDomain(c, name, nil)
 	t.Cleanup(func() { d.Close() })
 	if cfg.IdleTimeout == 0 {
@@ -111,12 +124,6 @@ func lastBoot(out string) string {
 	return ""
 }
 
-func tlsPool(srv *httptest.Server) *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(srv.Certificate())
-	return p
-}
-
 // domainVolumes lists the media volumes of the domain left in the pool.
 func domainVolumes(t *testing.T, c *Conn, name string) []string {
 	t.Helper()
@@ -145,68 +152,66 @@ func domainVolumes(t *testing.T, c *Conn, name string) []string {
 	return out
 }
 
-// assertNothingLeft checks that no volume and no media device of the
-// domain remain.
-func assertNothingLeft(t *testing.T, c *Conn, name string) {
+// assertNothingLeft checks that no volume of the domain is left in the
+// pool and no trace of virtual media in its definition or running domain:
+// no device govbmc added, no volume as a source, no metadata, and only the
+// wantDisks disks it was defined with.
+func assertNothingLeft(t *testing.T, c *Conn, name string, wantDisks int) {
 	t.Helper()
 	if vols := domainVolumes(t, c, name); len(vols) > 0 {
 		t.Errorf("volumes left in the pool: %v", vols)
 	}
 	for _, flags := range []libvirt.DomainXMLFlags{libvirt.DomainXMLInactive, 0} {
 		doc := domainXML(t, c, name, flags)
-		if strings.Contains(doc, "<disk") || strings.Contains(doc, mediaNS) {
-			t.Errorf("device or media metadata left in the definition (flags %d):\n%s", flags, doc)
+		if strings.Count(doc, "<disk") != wantDisks || strings.Contains(doc, "/govbmc-") ||
+			strings.Contains(doc, addedAlias) || strings.Contains(doc, mediaNS) {
+			t.Errorf("virtual media left in the definition (flags %d):\n%s", flags, doc)
 		}
 	}
-}
-
-// serveFile serves a file's bytes at /<name> over HTTP and HTTPS.
-func serveFile(t *testing.T, path, name string) (httpSrv, httpsSrv *httptest.Server) {
-	t.Helper()
-	body, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/"+name {
-			http.NotFound(w, r)
-			return
-		}
-		http.ServeContent(w, r, name, time.Time{}, strings.NewReader(string(body)))
-	})
-	httpSrv, httpsSrv = httptest.NewServer(h), httptest.NewTLSServer(h)
-	t.Cleanup(httpSrv.Close)
-	t.Cleanup(httpsSrv.Close)
-	return httpSrv, httpsSrv
 }
 
 func uniqueLine(t *testing.T) string {
 	return fmt.Sprintf("govbmc virtual media %s %s", t.Name(), rand.Text()[:8])
 }
 
-// TestVirtualMediaBootsISO: an ISO served over HTTP (i440fx: an IDE CD-ROM
-// is added) and HTTPS (q35: SATA) is streamed into a volume, attached as a
-// CD-ROM and booted by a CD override; after the eject the next boot does
-// not boot it, and neither volume nor device is left.
+// TestVirtualMediaBootsISO: an ISO served over HTTP or HTTPS is streamed
+// into a volume, attached as a CD-ROM and booted by a CD override; after
+// the eject the next boot does not boot it, and neither volume nor device
+// is left. i440fx and q35 domains without a CD-ROM get one added (IDE,
+// SATA); a domain with CD-ROM drives and per-device boot order gets a
+// media change in its first drive while it runs, and a BMC reset boots it.
 func TestVirtualMediaBootsISO(t *testing.T) {
-	for _, tc := range []struct{ name, machine, scheme, bus string }{
-		{"http-i440fx", "pc", "http", "ide"},
-		{"https-q35", "q35", "https", "sata"},
+	for _, tc := range []struct {
+		name, machine, scheme, bus, devices string
+		disks                               int
+		running                             bool
+	}{
+		{"http-i440fx", "pc", "http", "ide", "", 0, false},
+		{"https-q35", "q35", "https", "sata", "", 0, false},
+		{"running-existing-cdrom", "pc", "http", "ide", withCDROMAndBootOrder, 2, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := qemuConn(t)
 			line := uniqueLine(t)
 			iso := testtool.BootISO(t, line)
-			plain, tlsSrv := serveFile(t, iso, "deploy.iso")
-			srv := plain
-			cfg := bmc.MediaFetcherConfig{}
-			if tc.scheme == "https" {
-				srv, cfg.RootCAs = tlsSrv, tlsPool(tlsSrv)
+			body, err := os.ReadFile(iso)
+			if err != nil {
+				t.Fatal(err)
 			}
-			d, name := mediaDomain(t, c, tc.machine, cfg)
+			srv := testtool.NewMediaServer(t, body)
+			url, cfg := srv.HTTP.URL+"/image", bmc.MediaFetcherConfig{}
+			if tc.scheme == "https" {
+				url, cfg.RootCAs = srv.HTTPS.URL+"/image", srv.RootCAs()
+			}
+			d, name := mediaDomainWith(t, c, tc.machine, tc.devices, cfg)
 			ctx := mediaCtx(t)
+			out := captureConsole(t, d)
+			if tc.running {
+				if err := d.PowerOn(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
 
-			url := srv.URL + "/deploy.iso"
 			if err := d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: url, WriteProtected: true}); err != nil {
 				t.Fatal(err)
 			}
@@ -214,30 +219,40 @@ func TestVirtualMediaBootsISO(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fi, _ := os.Stat(iso)
-			if !st.Inserted || st.Image != url || st.ImageName != "deploy.iso" || !st.WriteProtected || st.Size != fi.Size() {
+			if !st.Inserted || st.Image != url || st.ImageName != "image" || !st.WriteProtected || st.Size != int64(len(body)) {
 				t.Fatalf("status after insert: %+v", st)
 			}
-			doc := domainXML(t, c, name, libvirt.DomainXMLInactive)
-			if !strings.Contains(doc, "device='cdrom'") || !strings.Contains(doc, "bus='"+tc.bus+"'") || !strings.Contains(doc, "<readonly/>") {
-				t.Fatalf("no read-only %s CD-ROM in the definition:\n%s", tc.bus, doc)
+			flags := []libvirt.DomainXMLFlags{libvirt.DomainXMLInactive}
+			if tc.running {
+				flags = append(flags, 0) // a live media change too
+			}
+			for _, f := range flags {
+				doc := domainXML(t, c, name, f)
+				if !strings.Contains(doc, "device='cdrom'") || !strings.Contains(doc, "bus='"+tc.bus+"'") ||
+					!strings.Contains(doc, "<readonly/>") || !strings.Contains(doc, "/govbmc-") {
+					t.Fatalf("no read-only %s CD-ROM with the image (flags %d):\n%s", tc.bus, f, doc)
+				}
 			}
 			if err := d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: url}); !errors.Is(err, bmc.ErrMediaBusy) {
 				t.Fatalf("second insert: %v, want ErrMediaBusy", err)
 			}
 
+			// Ironic's order: a Once Cd override, then a reset (or power on).
 			if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootCDROM}); err != nil {
 				t.Fatal(err)
 			}
-			out := captureConsole(t, d)
-			if err := d.PowerOn(ctx); err != nil {
+			boot := d.PowerOn
+			if tc.running {
+				boot = d.Reset
+			}
+			if err := boot(ctx); err != nil {
 				t.Fatal(err)
 			}
 			testtool.Eventually(t, 60*time.Second, "the ISO's line on the serial console", func() bool {
-				return strings.Contains(out.String(), line)
+				return strings.Contains(lastBoot(out.String()), line)
 			})
 
-			// Eject while running: the drive empties (live), the device
+			// Eject while running: the drive empties (live), a device
 			// govbmc added goes from the definition, the volume goes.
 			if err := d.EjectMedia(ctx, bmc.SlotCD); err != nil {
 				t.Fatal(err)
@@ -248,7 +263,7 @@ func TestVirtualMediaBootsISO(t *testing.T) {
 			if err := d.PowerOff(ctx); err != nil {
 				t.Fatal(err)
 			}
-			assertNothingLeft(t, c, name)
+			assertNothingLeft(t, c, name, tc.disks)
 
 			// The next boot, with a CD override again, does not boot it.
 			if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootCDROM}); err != nil {
@@ -301,7 +316,7 @@ func TestVirtualMediaFaults(t *testing.T) {
 		if st, err := d.Media(ctx, bmc.SlotCD); err != nil || st.Inserted || st.Inserting {
 			t.Errorf("%s: status %+v, %v", tc.what, st, err)
 		}
-		assertNothingLeft(t, c, name)
+		assertNothingLeft(t, c, name, 0)
 	}
 	for _, bad := range []string{"ftp://example.com/x.iso", "nfs://host/x.iso", "http:///x.iso", "::"} {
 		if err := d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: bad}); !errors.Is(err, bmc.ErrInvalidArgument) {
@@ -321,7 +336,7 @@ func TestVirtualMediaFaults(t *testing.T) {
 	if err := d.EjectMedia(ctx, bmc.SlotCD); err != nil {
 		t.Fatal(err)
 	}
-	assertNothingLeft(t, c, name)
+	assertNothingLeft(t, c, name, 0)
 }
 
 // TestVirtualMediaEjectCancelsInsert: an eject while the image is still
@@ -344,7 +359,7 @@ func TestVirtualMediaEjectCancelsInsert(t *testing.T) {
 	if err := <-done; !errors.Is(err, bmc.ErrMediaEjected) {
 		t.Fatalf("insert: %v, want ErrMediaEjected", err)
 	}
-	assertNothingLeft(t, c, name)
+	assertNothingLeft(t, c, name, 0)
 }
 
 // TestVirtualMediaUSBStick: a USB stick image is attached read-only on the
@@ -382,7 +397,7 @@ func TestVirtualMediaUSBStick(t *testing.T) {
 	if err := d.PowerOff(ctx); err != nil {
 		t.Fatal(err)
 	}
-	assertNothingLeft(t, c, name)
+	assertNothingLeft(t, c, name, 0)
 	// Ejecting an empty slot is fine (Ironic ejects everything first).
 	if err := d.EjectMedia(ctx, bmc.SlotUSB); err != nil {
 		t.Fatal(err)
