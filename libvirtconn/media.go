@@ -516,23 +516,28 @@ func (d *Domain) sweep(ctx context.Context, m *domainMedia) error {
 	if err != nil {
 		return err
 	}
+	clean := true
 	for _, v := range vols {
 		d.log.Warn("deleting an orphaned virtual media volume", "volume", v.Name, "pool", v.Pool)
-		d.deleteVolume(v)
+		clean = d.deleteVolume(v) && clean
 	}
+	// What could not go yet (libvirtd still finishing the dead upload) is
+	// tried again at the next use.
 	m.mu.Lock()
-	m.swept = true
+	m.swept = clean
 	m.mu.Unlock()
 	return nil
 }
 
 // deleteVolume removes a volume, with a context of its own: it runs when
-// the insert's has ended.
-func (d *Domain) deleteVolume(v libvirt.StorageVol) {
+// the insert's has ended. It reports whether the volume is gone.
+func (d *Domain) deleteVolume(v libvirt.StorageVol) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	err := d.conn.Do(ctx, func(lv *libvirt.Libvirt) error { return lv.StorageVolDelete(v, 0) })
 	if err != nil && !isLibvirtErr(err, libvirt.ErrNoStorageVol) {
 		d.log.Error("could not delete a virtual media volume", "volume", v.Name, "pool", v.Pool, "err", err)
+		return false
 	}
+	return true
 }

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,11 +47,23 @@ const withCDROMAndBootOrder = `
 // qemuConn is a connection to the system libvirtd's qemu driver.
 func qemuConn(t *testing.T) *Conn {
 	t.Helper()
+	return qemuConnVia(t, false)
+}
+
+// qemuConnVia is qemuConn, through qemu+ssh (a test sshd) when ssh is set.
+func qemuConnVia(t *testing.T, ssh bool) *Conn {
+	t.Helper()
 	testtool.SystemLibvirtd(t)
 	testtool.Require(t, "qemu-system-x86_64")
+	uri := "qemu:///system"
+	if ssh {
+		sshd := testtool.StartSshd(t)
+		q := url.Values{"keyfile": {sshd.ClientKey}, "known_hosts": {sshd.KnownHosts}}
+		uri = fmt.Sprintf("qemu+ssh://root@127.0.0.1:%d/system?%s", sshd.Port, q.Encode())
+	}
 	pool := NewPool(nil, 0)
 	t.Cleanup(func() { pool.Close() })
-	c, err := pool.Get("qemu:///system", Credentials{})
+	c, err := pool.Get(uri, Credentials{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,18 +195,20 @@ func uniqueLine(t *testing.T) string {
 // is left. i440fx and q35 domains without a CD-ROM get one added (IDE,
 // SATA); a domain with CD-ROM drives and per-device boot order gets a
 // media change in its first drive while it runs, and a BMC reset boots it.
+// The same works through qemu+ssh.
 func TestVirtualMediaBootsISO(t *testing.T) {
 	for _, tc := range []struct {
 		name, machine, scheme, bus, devices string
 		disks                               int
-		running                             bool
+		running, ssh                        bool
 	}{
-		{"http-i440fx", "pc", "http", "ide", "", 0, false},
-		{"https-q35", "q35", "https", "sata", "", 0, false},
-		{"running-existing-cdrom", "pc", "http", "ide", withCDROMAndBootOrder, 2, true},
+		{"http-i440fx", "pc", "http", "ide", "", 0, false, false},
+		{"https-q35", "q35", "https", "sata", "", 0, false, false},
+		{"running-existing-cdrom", "pc", "http", "ide", withCDROMAndBootOrder, 2, true, false},
+		{"qemu+ssh", "pc", "https", "ide", "", 0, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := qemuConn(t)
+			c := qemuConnVia(t, tc.ssh)
 			line := uniqueLine(t)
 			iso := testtool.BootISO(t, line)
 			body, err := os.ReadFile(iso)
@@ -402,4 +419,88 @@ func TestVirtualMediaUSBStick(t *testing.T) {
 	if err := d.EjectMedia(ctx, bmc.SlotUSB); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Environment of the helper process TestVirtualMediaOrphansAfterKill runs
+// and kills.
+const (
+	helperDomainEnv = "GOVBMC_MEDIA_HELPER_DOMAIN"
+	helperURLEnv    = "GOVBMC_MEDIA_HELPER_URL"
+)
+
+// TestVirtualMediaHelperInsert is not a test of its own: run by
+// TestVirtualMediaOrphansAfterKill as a separate vbmcd-like process, it
+// inserts an image that never finishes downloading, until it is killed.
+func TestVirtualMediaHelperInsert(t *testing.T) {
+	name := os.Getenv(helperDomainEnv)
+	if name == "" {
+		t.Skip("run by TestVirtualMediaOrphansAfterKill")
+	}
+	c := qemuConn(t)
+	d := NewDomain(c, name, nil)
+	d.SetMediaFetcher(bmc.NewMediaFetcher(bmc.MediaFetcherConfig{IdleTimeout: time.Minute}))
+	err := d.InsertMedia(context.Background(), bmc.SlotCD, bmc.MediaRequest{URL: os.Getenv(helperURLEnv)})
+	t.Fatalf("insert returned before the kill: %v", err)
+}
+
+// TestVirtualMediaOrphansAfterKill: a process killed (SIGKILL) during an
+// upload leaves a volume behind; the next Domain for the domain deletes
+// it on its first virtual media use, and the media that were inserted
+// (state kept in the domain's definition) are still inserted.
+func TestVirtualMediaOrphansAfterKill(t *testing.T) {
+	c := qemuConn(t)
+	srv := testtool.NewMediaServer(t, make([]byte, 512<<10))
+	d, name := mediaDomain(t, c, "pc", bmc.MediaFetcherConfig{})
+	ctx := mediaCtx(t)
+	usbURL := srv.HTTP.URL + "/image"
+	if err := d.InsertMedia(ctx, bmc.SlotUSB, bmc.MediaRequest{URL: usbURL}); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestVirtualMediaHelperInsert$", "-test.v")
+	cmd.Env = append(os.Environ(), helperDomainEnv+"="+name, helperURLEnv+"="+srv.HTTP.URL+"/block")
+	out := &testtool.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	select {
+	case <-srv.Blocked:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the helper did not start downloading:\n%s", out.String())
+	}
+	testtool.Eventually(t, 10*time.Second, "the helper's volume exists", func() bool { return len(domainVolumes(t, c, name)) == 2 })
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	killed = true
+	srv.Release()
+
+	// A new Domain, as a restarted vbmcd would make.
+	d2 := NewDomain(c, name, nil)
+	t.Cleanup(func() { d2.Close() })
+	testtool.Eventually(t, 10*time.Second, "the orphaned volume is deleted", func() bool {
+		if _, err := d2.Media(ctx, bmc.SlotCD); err != nil {
+			t.Fatal(err)
+		}
+		return len(domainVolumes(t, c, name)) == 1
+	})
+	if st, err := d2.Media(ctx, bmc.SlotUSB); err != nil || !st.Inserted || st.Image != usbURL {
+		t.Fatalf("USB stick after the restart: %+v, %v", st, err)
+	}
+	if st, err := d2.Media(ctx, bmc.SlotCD); err != nil || st.Inserted || st.Inserting {
+		t.Fatalf("Cd after the restart: %+v, %v", st, err)
+	}
+	if err := d2.EjectMedia(ctx, bmc.SlotUSB); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeft(t, c, name, 0)
 }

@@ -92,7 +92,7 @@ func isLibvirtErr(err error, code libvirt.ErrorNumber) bool {
 	return errors.As(err, &le) && le.Code == uint32(code)
 }
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.+]`)
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.+-]`)
 
 // volumePrefix is the start of the names of a domain's media volumes.
 func volumePrefix(name string, uuid libvirt.UUID) string {
