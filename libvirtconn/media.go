@@ -25,6 +25,9 @@ var mediaSlots = []bmc.MediaSlot{bmc.SlotCD, bmc.SlotUSB}
 // left, which runs after the insert's own context has ended.
 const cleanupTimeout = 30 * time.Second
 
+// cleanupRetry is how often a removal waiting for the connection retries.
+const cleanupRetry = 250 * time.Millisecond
+
 // domainMedia is a Domain's virtual media bookkeeping. It lives beside the
 // Domain (keyed weakly by it) rather than in its struct, which this file
 // does not own; it goes when the Domain does.
@@ -252,7 +255,7 @@ func (d *Domain) insert(ctx context.Context, m *domainMedia, slot bmc.MediaSlot,
 	attached := false
 	defer func() {
 		if !attached {
-			d.deleteVolume(vol)
+			d.deleteVolumes(m, vol)
 		}
 	}()
 	length := uint64(0)
@@ -400,9 +403,7 @@ func (d *Domain) EjectMedia(ctx context.Context, slot bmc.MediaSlot) error {
 	if err != nil {
 		return err
 	}
-	for _, v := range vols {
-		d.deleteVolume(v)
-	}
+	d.deleteVolumes(m, vols...)
 	return nil
 }
 
@@ -516,28 +517,48 @@ func (d *Domain) sweep(ctx context.Context, m *domainMedia) error {
 	if err != nil {
 		return err
 	}
-	clean := true
 	for _, v := range vols {
 		d.log.Warn("deleting an orphaned virtual media volume", "volume", v.Name, "pool", v.Pool)
-		clean = d.deleteVolume(v) && clean
 	}
-	// What could not go yet (libvirtd still finishing the dead upload) is
-	// tried again at the next use.
 	m.mu.Lock()
-	m.swept = clean
+	m.swept = true
 	m.mu.Unlock()
+	d.deleteVolumes(m, vols...)
 	return nil
 }
 
+// deleteVolumes deletes volumes; what cannot go yet (the connection stays
+// down, libvirtd still finishing a dead upload) is tried again by the
+// domain's next virtual media use.
+func (d *Domain) deleteVolumes(m *domainMedia, vols ...libvirt.StorageVol) {
+	for _, v := range vols {
+		if !d.deleteVolume(v) {
+			m.mu.Lock()
+			m.swept = false
+			m.mu.Unlock()
+		}
+	}
+}
+
 // deleteVolume removes a volume, with a context of its own: it runs when
-// the insert's has ended. It reports whether the volume is gone.
+// the insert's has ended, possibly because the connection was lost, so it
+// waits (up to cleanupTimeout) for the connection to come back. It
+// reports whether the volume is gone.
 func (d *Domain) deleteVolume(v libvirt.StorageVol) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
-	err := d.conn.Do(ctx, func(lv *libvirt.Libvirt) error { return lv.StorageVolDelete(v, 0) })
-	if err != nil && !isLibvirtErr(err, libvirt.ErrNoStorageVol) {
-		d.log.Error("could not delete a virtual media volume", "volume", v.Name, "pool", v.Pool, "err", err)
-		return false
+	for {
+		err := d.conn.Do(ctx, func(lv *libvirt.Libvirt) error { return lv.StorageVolDelete(v, 0) })
+		if err == nil || isLibvirtErr(err, libvirt.ErrNoStorageVol) {
+			return true
+		}
+		if !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+			d.log.Error("could not delete a virtual media volume; it is removed at the next start", "volume", v.Name, "pool", v.Pool, "err", err)
+			return false
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(cleanupRetry):
+		}
 	}
-	return true
 }

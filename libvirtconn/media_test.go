@@ -504,3 +504,32 @@ func TestVirtualMediaOrphansAfterKill(t *testing.T) {
 	}
 	assertNothingLeft(t, c, name, 0)
 }
+
+// TestVirtualMediaConnectionLost: the hypervisor connection dropping
+// during the upload fails the insert as unavailable; once the connection
+// is back, the volume is deleted and nothing is left.
+func TestVirtualMediaConnectionLost(t *testing.T) {
+	c := qemuConn(t)
+	srv := testtool.NewMediaServer(t, make([]byte, 512<<10))
+	d, name := mediaDomain(t, c, "pc", bmc.MediaFetcherConfig{IdleTimeout: 30 * time.Second})
+	ctx := mediaCtx(t)
+	done := make(chan error, 1)
+	go func() { done <- d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: srv.HTTP.URL + "/block"}) }()
+	<-srv.Blocked
+	testtool.Eventually(t, 10*time.Second, "the volume is created", func() bool { return len(domainVolumes(t, c, name)) == 1 })
+	_, nc, err := c.current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("insert: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("insert still running after the connection was lost")
+	}
+	testtool.Eventually(t, 20*time.Second, "the connection is back", func() bool { return c.Health() == nil })
+	assertNothingLeft(t, c, name, 0)
+}
