@@ -114,11 +114,7 @@ func (d *Domain) Media(ctx context.Context, slot bmc.MediaSlot) (bmc.MediaStatus
 
 // slotStatus fills st from the inactive definition and govbmc's metadata.
 func slotStatus(lv *libvirt.Libvirt, dom libvirt.Domain, slot bmc.MediaSlot, st bmc.MediaStatus) (bmc.MediaStatus, error) {
-	doc, err := inactiveXML(lv, dom)
-	if err != nil {
-		return st, err
-	}
-	disks, err := parseDisks(doc)
+	disks, err := readDisks(lv, dom, libvirt.DomainXMLInactive)
 	if err != nil {
 		return st, err
 	}
@@ -305,11 +301,7 @@ func (d *Domain) attach(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Do
 	// Hold the machine lock: a boot override rewrites the same definition.
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	doc, err := inactiveXML(lv, dom)
-	if err != nil {
-		return err
-	}
-	disks, err := parseDisks(doc)
+	disks, err := readDisks(lv, dom, libvirt.DomainXMLInactive)
 	if err != nil {
 		return err
 	}
@@ -404,6 +396,7 @@ func (d *Domain) EjectMedia(ctx context.Context, slot bmc.MediaSlot) error {
 		return err
 	}
 	d.deleteVolumes(m, vols...)
+	d.log.Info("virtual media ejected", "slot", slot, "volumes", len(vols))
 	return nil
 }
 
@@ -416,18 +409,14 @@ func (d *Domain) detach(lv *libvirt.Libvirt, dom libvirt.Domain, slot bmc.MediaS
 		return err
 	}
 	for _, flag := range []libvirt.DomainDeviceModifyFlags{libvirt.DomainDeviceModifyConfig, libvirt.DomainDeviceModifyLive} {
-		xmlFlags := libvirt.DomainXMLInactive | libvirt.DomainXMLSecure
+		xmlFlags := libvirt.DomainXMLInactive
 		if flag == libvirt.DomainDeviceModifyLive {
 			if !on {
 				continue
 			}
-			xmlFlags = libvirt.DomainXMLSecure
+			xmlFlags = 0
 		}
-		doc, err := lv.DomainGetXMLDesc(dom, xmlFlags)
-		if err != nil {
-			return err
-		}
-		disks, err := parseDisks(doc)
+		disks, err := readDisks(lv, dom, xmlFlags)
 		if err != nil {
 			return err
 		}
@@ -470,11 +459,7 @@ func orphans(lv *libvirt.Libvirt, dom libvirt.Domain, match func(bmc.MediaSlot) 
 	}
 	used := map[string]bool{}
 	for _, flags := range []libvirt.DomainXMLFlags{libvirt.DomainXMLInactive, 0} {
-		doc, err := lv.DomainGetXMLDesc(dom, flags)
-		if err != nil {
-			return nil, err
-		}
-		disks, err := parseDisks(doc)
+		disks, err := readDisks(lv, dom, flags)
 		if err != nil {
 			return nil, err
 		}

@@ -19,23 +19,14 @@ import (
 	"github.com/govbmc/govbmc/internal/testtool"
 )
 
-// mediaDomainXML is a 64 MiB diskless qemu VM (%[1]s name, %[2]s virt
-// type, %[3]s machine type, %[4]s more devices: none, or no CD-ROM) whose
-// SeaBIOS talks on its serial console and boots at once.
-const mediaDomainXML = `<domain type='%[2]s'>
-  <name>%[1]s</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='%[3]s'>hvm</type>
-    <boot dev='hd'/>
-    <bios useserial='yes'/>
-  </os>
-  <devices>%[4]s
-    <serial type='pty'><target port='0'/></serial>
-    <console type='pty'><target type='serial' port='0'/></console>
-  </devices>
-</domain>`
+// mediaDomainXML is testtool's console domain (%[1]s name, %[2]s virt
+// type) with %[3]s its machine type and %[4]s more devices, and no boot
+// menu wait: SeaBIOS talks on the serial console and boots at once.
+var mediaDomainXML = strings.NewReplacer(
+	"machine='pc'", "machine='%[3]s'",
+	"<bootmenu enable='yes' timeout='10000'/>", "",
+	"<devices>", "<devices>%[4]s",
+).Replace(testtool.ConsoleDomainXML)
 
 // withCDROMAndBootOrder are devices for mediaDomainXML: an empty IDE
 // CD-ROM drive and a disk-less boot order on a second, empty one (libvirt
@@ -356,17 +347,28 @@ func TestVirtualMediaFaults(t *testing.T) {
 	assertNothingLeft(t, c, name, 0)
 }
 
+// blockedInsert defines a domain and starts an insert into its Cd from a
+// server's /block, returning once the volume exists and the download is
+// stuck; done has the insert's result.
+func blockedInsert(t *testing.T) (c *Conn, d *Domain, name string, done <-chan error) {
+	t.Helper()
+	c = qemuConn(t)
+	srv := testtool.NewMediaServer(t, make([]byte, 512<<10))
+	d, name = mediaDomain(t, c, "pc", bmc.MediaFetcherConfig{IdleTimeout: 30 * time.Second})
+	result := make(chan error, 1)
+	go func() {
+		result <- d.InsertMedia(mediaCtx(t), bmc.SlotCD, bmc.MediaRequest{URL: srv.HTTP.URL + "/block"})
+	}()
+	<-srv.Blocked
+	testtool.Eventually(t, 10*time.Second, "the volume is created", func() bool { return len(domainVolumes(t, c, name)) == 1 })
+	return c, d, name, result
+}
+
 // TestVirtualMediaEjectCancelsInsert: an eject while the image is still
 // downloading cancels the insert, which reports it, and nothing is left.
 func TestVirtualMediaEjectCancelsInsert(t *testing.T) {
-	c := qemuConn(t)
-	srv := testtool.NewMediaServer(t, make([]byte, 512<<10))
-	d, name := mediaDomain(t, c, "pc", bmc.MediaFetcherConfig{IdleTimeout: 30 * time.Second})
+	c, d, name, done := blockedInsert(t)
 	ctx := mediaCtx(t)
-	done := make(chan error, 1)
-	go func() { done <- d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: srv.HTTP.URL + "/block"}) }()
-	<-srv.Blocked
-	testtool.Eventually(t, 10*time.Second, "the volume is created", func() bool { return len(domainVolumes(t, c, name)) == 1 })
 	if st, err := d.Media(ctx, bmc.SlotCD); err != nil || !st.Inserting || st.Inserted {
 		t.Fatalf("status while downloading: %+v, %v", st, err)
 	}
@@ -509,14 +511,8 @@ func TestVirtualMediaOrphansAfterKill(t *testing.T) {
 // during the upload fails the insert as unavailable; once the connection
 // is back, the volume is deleted and nothing is left.
 func TestVirtualMediaConnectionLost(t *testing.T) {
-	c := qemuConn(t)
-	srv := testtool.NewMediaServer(t, make([]byte, 512<<10))
-	d, name := mediaDomain(t, c, "pc", bmc.MediaFetcherConfig{IdleTimeout: 30 * time.Second})
+	c, _, name, done := blockedInsert(t)
 	ctx := mediaCtx(t)
-	done := make(chan error, 1)
-	go func() { done <- d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: srv.HTTP.URL + "/block"}) }()
-	<-srv.Blocked
-	testtool.Eventually(t, 10*time.Second, "the volume is created", func() bool { return len(domainVolumes(t, c, name)) == 1 })
 	_, nc, err := c.current(ctx)
 	if err != nil {
 		t.Fatal(err)

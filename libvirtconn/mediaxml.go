@@ -6,6 +6,7 @@ import (
 	"html"
 	"strings"
 
+	"github.com/digitalocean/go-libvirt"
 	"github.com/govbmc/govbmc/bmc"
 )
 
@@ -46,6 +47,16 @@ type diskElem struct {
 	Alias    struct {
 		Name string `xml:"name,attr"`
 	} `xml:"alias"`
+}
+
+// readDisks reads the disks of the definition (DomainXMLInactive) or of
+// the running domain (0).
+func readDisks(lv *libvirt.Libvirt, dom libvirt.Domain, flags libvirt.DomainXMLFlags) (*domainDisks, error) {
+	doc, err := lv.DomainGetXMLDesc(dom, flags)
+	if err != nil {
+		return nil, err
+	}
+	return parseDisks(doc)
 }
 
 func parseDisks(doc string) (*domainDisks, error) {
