@@ -246,6 +246,12 @@ func (d *Domain) insert(ctx context.Context, m *domainMedia, slot bmc.MediaSlot,
 		return nil
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			// The create may have happened after all: look at the next use.
+			m.mu.Lock()
+			m.swept = false
+			m.mu.Unlock()
+		}
 		return 0, err
 	}
 	attached := false
@@ -270,7 +276,12 @@ func (d *Domain) insert(ctx context.Context, m *domainMedia, slot bmc.MediaSlot,
 		return 0, fmt.Errorf("upload into volume %s: %w", name, err)
 	}
 	got := dl.Done()
-	err = d.conn.Do(ctx, func(lv *libvirt.Libvirt) error {
+	// Once uploaded, the attach completes even if ctx ends meanwhile: a
+	// Do abandoned by its context would attach in the background after
+	// the volume had been deleted. An eject waits for it, then detaches.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	err = d.conn.Do(actx, func(lv *libvirt.Libvirt) error {
 		if dl.Size < 0 {
 			if err := lv.StorageVolResize(vol, uint64(got), libvirt.StorageVolResizeShrink); err != nil {
 				return fmt.Errorf("shrink volume %s to %d bytes: %w", name, got, err)
@@ -283,7 +294,7 @@ func (d *Domain) insert(ctx context.Context, m *domainMedia, slot bmc.MediaSlot,
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		rec := &mediaRecord{Slot: string(slot), URL: bmc.RedactURL(req.URL), Volume: name, Size: got, WriteProtected: req.WriteProtected || slot == bmc.SlotCD}
-		return d.attach(ctx, lv, dom, slot, file, rec)
+		return d.attach(lv, dom, slot, file, rec)
 	})
 	if err != nil {
 		return 0, err
@@ -294,10 +305,7 @@ func (d *Domain) insert(ctx context.Context, m *domainMedia, slot bmc.MediaSlot,
 
 // attach puts file into slot's device in the definition and, while the
 // domain runs, in the running domain, then records where it came from.
-func (d *Domain) attach(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Domain, slot bmc.MediaSlot, file string, rec *mediaRecord) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+func (d *Domain) attach(lv *libvirt.Libvirt, dom libvirt.Domain, slot bmc.MediaSlot, file string, rec *mediaRecord) error {
 	// Hold the machine lock: a boot override rewrites the same definition.
 	d.mu.Lock()
 	defer d.mu.Unlock()
