@@ -76,7 +76,11 @@ func mediaDomainWith(t *testing.T, c *Conn, machine, devices string, cfg bmc.Med
 	}
 	name := defineDomainArgs(t, c, tmpl, testtool.VirtType(), machine, devices)
 	d := NewDomain(c, name, nil)
-	t.Cleanup(func() { d.Close() })
+	// Closing a Domain releases the connection's only use: undefine first.
+	t.Cleanup(func() {
+		undefine(c, name)
+		d.Close()
+	})
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = time.Second
 	}
@@ -488,7 +492,10 @@ func TestVirtualMediaOrphansAfterKill(t *testing.T) {
 
 	// A new Domain, as a restarted vbmcd would make.
 	d2 := NewDomain(c, name, nil)
-	t.Cleanup(func() { d2.Close() })
+	t.Cleanup(func() {
+		undefine(c, name)
+		d2.Close()
+	})
 	testtool.Eventually(t, 10*time.Second, "the orphaned volume is deleted", func() bool {
 		if _, err := d2.Media(ctx, bmc.SlotCD); err != nil {
 			t.Fatal(err)
