@@ -39,7 +39,8 @@ type SimMachine struct {
 	fault    error
 	latency  time.Duration
 	timer    *time.Timer
-	load     SimLoad // what the guest is doing (simstats.go)
+	load     SimLoad  // what the guest is doing (simstats.go)
+	media    simMedia // virtual media (simmedia.go)
 }
 
 // NewSimMachine returns a powered-off simulated machine for a node.
@@ -281,6 +282,7 @@ func (m *SimMachine) bootLocked() {
 	}
 	m.consolef("\r\ngovbmc simulated firmware (%s), system %s\r\n", mode, m.uuid)
 	m.consolef("Booting from %s...\r\n", bootBanner[rec.Device])
+	m.mediaBootLocked(rec.Device)
 }
 
 var bootBanner = map[BootDevice]string{
