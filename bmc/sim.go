@@ -39,6 +39,9 @@ type SimMachine struct {
 	fault    error
 	latency  time.Duration
 	timer    *time.Timer
+	firmware Firmware
+	bios     map[string]string // setup attributes in effect (BootMode excepted)
+	pending  map[string]string // attributes applied at the next boot
 }
 
 // NewSimMachine returns a powered-off simulated machine for a node.
@@ -54,7 +57,7 @@ func NewSimMachine(n Node) (*SimMachine, error) {
 	if delay == 0 {
 		delay = DefaultSoftOffDelay
 	}
-	m := &SimMachine{name: n.Name, uuid: u, softOffDelay: delay}
+	m := &SimMachine{name: n.Name, uuid: u, softOffDelay: delay, bios: DefaultBIOSAttributes()}
 	// The simulated guest echoes what is typed on its console.
 	m.console = NewConsoleBuffer(DefaultConsoleBacklog, func(p []byte) { m.output(p) })
 	return m, nil
@@ -274,6 +277,7 @@ func (m *SimMachine) powerOffLocked(why string) {
 // bootLocked performs a boot: the override chooses the device, and a
 // next-boot-only override is consumed by it.
 func (m *SimMachine) bootLocked() {
+	m.applyBIOSLocked()
 	rec := BootRecord{Device: BootDisk, EFI: m.override.EFI}
 	if m.override.Active() {
 		rec.Device = m.override.Device
