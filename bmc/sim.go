@@ -42,6 +42,8 @@ type SimMachine struct {
 	firmware Firmware
 	bios     map[string]string // setup attributes in effect (BootMode excepted)
 	pending  map[string]string // attributes applied at the next boot
+	// rebooting is set while m.timer is a graceful reboot, not a soft off.
+	rebooting bool
 }
 
 // NewSimMachine returns a powered-off simulated machine for a node.
@@ -150,9 +152,11 @@ func (m *SimMachine) SoftOff(ctx context.Context) error {
 		return err
 	}
 	defer m.mu.Unlock()
-	if m.state == PowerOff || m.timer != nil {
+	if m.state == PowerOff || (m.timer != nil && !m.rebooting) {
 		return nil
 	}
+	// A shutdown asked for during a reboot wins over it.
+	m.stopTimerLocked()
 	m.consolef("ACPI power button pressed: the system is going down for power off\r\n")
 	epoch := m.epoch
 	m.timer = time.AfterFunc(m.softOffDelay, func() {
@@ -260,6 +264,7 @@ func (m *SimMachine) setStateLocked(s PowerState) {
 }
 
 func (m *SimMachine) stopTimerLocked() {
+	m.rebooting = false
 	if m.timer != nil {
 		m.timer.Stop()
 		m.timer = nil

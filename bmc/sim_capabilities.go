@@ -127,11 +127,12 @@ func (m *SimMachine) GracefulReboot(ctx context.Context) error {
 	}
 	m.consolef("ACPI reboot requested: the system is going down for reboot\r\n")
 	epoch := m.epoch
+	m.rebooting = true
 	m.timer = time.AfterFunc(m.softOffDelay, func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if m.epoch == epoch {
-			m.timer = nil
+		if m.epoch == epoch && m.rebooting {
+			m.timer, m.rebooting = nil, false
 			m.consolef("\r\nReached target Reboot\r\n")
 			m.setStateLocked(PowerOn)
 			m.bootLocked()

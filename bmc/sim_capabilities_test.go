@@ -102,3 +102,22 @@ func TestSimGracefulRebootBootsAgain(t *testing.T) {
 }
 
 func sleep10ms() { <-time.After(10 * time.Millisecond) }
+
+func TestSimShutdownDuringGracefulRebootWins(t *testing.T) {
+	ctx := context.Background()
+	m := newSim(t, softOffDelay(20*time.Millisecond))
+	_ = m.PowerOn(ctx)
+	if err := m.GracefulReboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SoftOff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300 && powerState(t, m) != bmc.PowerOff; i++ {
+		sleep10ms()
+	}
+	time.Sleep(50 * time.Millisecond)
+	if powerState(t, m) != bmc.PowerOff || len(m.Boots()) != 1 {
+		t.Fatalf("power %v, boots %v", powerState(t, m), m.Boots())
+	}
+}
