@@ -231,4 +231,3 @@ func (d *Domain) GracefulReboot(ctx context.Context) error {
 		return lv.DomainReboot(dom, libvirt.DomainRebootAcpiPowerBtn)
 	})
 }
-
