@@ -100,14 +100,17 @@ type managerFleet struct {
 	mu      sync.Mutex
 	taken   time.Time
 	systems []redfish.System
-	byKey   map[string]int         // machine UUID and node name → index in systems
-	uuids   map[bmc.Machine]string // UUID text of each machine seen
+	byKey   map[string]int            // machine UUID and node name → index in systems
+	uuids   map[bmc.Machine]string    // UUID text of each machine seen
+	failed  map[bmc.Machine]time.Time // when a machine's UUID could not be read
 }
 
 const (
 	fleetTTL       = time.Second
 	fleetMissRetry = 100 * time.Millisecond
 	uuidTimeout    = 2 * time.Second
+	uuidBudget     = 3 * time.Second  // for all UUID lookups of one refresh
+	uuidRetry      = 30 * time.Second // before asking a failed machine again
 )
 
 func newManagerFleet(mgr *bmc.Manager) *managerFleet {
@@ -137,15 +140,21 @@ func (f *managerFleet) System(id string) (redfish.System, bool) {
 	return f.systems[i], true
 }
 
-// refreshLocked retakes the snapshot when it is older than maxAge.
+// refreshLocked retakes the snapshot when it is older than maxAge. A
+// machine whose UUID cannot be read (its hypervisor is down) goes by its
+// node name and is asked again after uuidRetry; UUID lookups share a time
+// budget, so a refresh never stalls requests for long.
 func (f *managerFleet) refreshLocked(maxAge time.Duration) bool {
-	if f.byKey != nil && time.Since(f.taken) < maxAge {
+	now := time.Now()
+	if f.byKey != nil && now.Sub(f.taken) < maxAge {
 		return false
 	}
 	list := f.mgr.List()
 	systems := make([]redfish.System, 0, len(list))
 	byKey := make(map[string]int, 2*len(list))
 	seen := make(map[bmc.Machine]string, len(list))
+	failed := make(map[bmc.Machine]time.Time)
+	deadline := now.Add(uuidBudget)
 	for _, st := range list {
 		if st.Status == bmc.StatusDown {
 			continue
@@ -156,13 +165,18 @@ func (f *managerFleet) refreshLocked(maxAge time.Duration) bool {
 		}
 		id, ok := f.uuids[m]
 		if !ok {
-			ctx, cancel := context.WithTimeout(context.Background(), uuidTimeout)
-			u, err := m.UUID(ctx)
-			cancel()
-			if err == nil {
-				id, ok = u.String(), true
-			} else {
-				id = st.Node.Name // asked again next time
+			id = st.Node.Name
+			if at, bad := f.failed[m]; bad && now.Sub(at) < uuidRetry {
+				failed[m] = at
+			} else if left := time.Until(deadline); left > 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), min(left, uuidTimeout))
+				u, err := m.UUID(ctx)
+				cancel()
+				if err == nil {
+					id, ok = u.String(), true
+				} else {
+					failed[m] = now
+				}
 			}
 		}
 		if ok {
@@ -181,7 +195,7 @@ func (f *managerFleet) refreshLocked(maxAge time.Duration) bool {
 			Machine:     m,
 		})
 	}
-	f.systems, f.byKey, f.uuids, f.taken = systems, byKey, seen, time.Now()
+	f.systems, f.byKey, f.uuids, f.failed, f.taken = systems, byKey, seen, failed, time.Now()
 	return true
 }
 
