@@ -48,7 +48,9 @@ func TestManagerFleet(t *testing.T) {
 		}
 		return sim, nil
 	}
-	frontends := func(bmc.Node, bmc.Machine) (bmc.Frontend, error) { return &idleFrontend{done: make(chan struct{})}, nil }
+	frontends := func(bmc.Node, bmc.Machine) (bmc.Frontend, error) {
+		return &idleFrontend{done: make(chan struct{})}, nil
+	}
 	mgr := bmc.NewManager(machines, frontends, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() { _ = mgr.Close() })
 	user := bmc.User{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}
