@@ -190,8 +190,11 @@ func (s *Server) renderSystem(r *http.Request, sys System) (ComputerSystem, boot
 	if ps == bmc.PowerOn {
 		cs.PowerState = "On"
 	}
-	if u, err := sys.Machine.UUID(ctx); err == nil {
-		cs.UUID = u.String()
+	if _, err := bmc.ParseUUID(sys.ID); err != nil {
+		// The fleet knows no UUID for it (yet): ask the machine.
+		if u, err := sys.Machine.UUID(ctx); err == nil {
+			cs.UUID = u.String()
+		}
 	}
 	if inv, ok := sys.Machine.(bmc.Inventoried); ok {
 		hw, err := inv.Inventory(ctx)
