@@ -126,7 +126,19 @@ func (n *rfNode) setBoot(enabled, target string) {
 func TestRedfishOnQemu(t *testing.T) {
 	testtool.SystemLibvirtd(t)
 	testtool.Require(t, "qemu-system-x86_64")
-	c := get(t, pool(t), "qemu:///system")
+	redfishOnQemu(t, "qemu:///system")
+}
+
+// TestRedfishOnQemuOverSSH is the same through a qemu+ssh connection.
+func TestRedfishOnQemuOverSSH(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	testtool.Require(t, "qemu-system-x86_64")
+	sshd := testtool.StartSshd(t)
+	redfishOnQemu(t, sshURI(sshd, "qemu", "/system", sshd.KnownHosts))
+}
+
+func redfishOnQemu(t *testing.T, uri string) {
+	c := get(t, pool(t), uri)
 	name := domainName(t, "")
 	logPath := serialLog(t)
 	blank := filepath.Join(filepath.Dir(logPath), "blank.iso")
