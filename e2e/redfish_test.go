@@ -220,10 +220,23 @@ func redfishOnQemu(t *testing.T, uri string) {
 	if nic["MACAddress"] != "52:54:00:12:34:56" {
 		t.Fatalf("NIC %v", nic)
 	}
-	// Legacy BIOS domain: UEFI is refused by name.
-	code, body := n.call("PATCH", n.path, map[string]any{"Boot": map[string]string{"BootSourceOverrideMode": "UEFI"}})
-	if code != 400 || !strings.Contains(fmt.Sprint(body), "Boot/BootSourceOverrideMode") {
-		t.Fatalf("switching to UEFI: %d %v", code, body)
+	// The boot mode switches the domain's firmware (auto-selected OVMF).
+	if code, _ := n.call("PATCH", n.path, map[string]any{"Boot": map[string]string{"BootSourceOverrideMode": "UEFI"}}); code != 200 {
+		t.Fatalf("switching to UEFI: %d", code)
+	}
+	if !strings.Contains(inactiveXML(t, c, name), "firmware='efi'") {
+		t.Fatalf("not UEFI:\n%s", inactiveXML(t, c, name))
+	}
+	if _, sys := n.call("GET", n.path, nil); sys["Boot"].(map[string]any)["BootSourceOverrideMode"] != "UEFI" {
+		t.Fatalf("mode %v", sys["Boot"])
+	}
+	// Secure Boot needs a q35 machine: a 400 naming the property.
+	code, body := n.call("PATCH", n.path+"/SecureBoot", map[string]any{"SecureBootEnable": true})
+	if code != 400 || !strings.Contains(fmt.Sprint(body), "SecureBootEnable") {
+		t.Fatalf("secure boot on a pc machine: %d %v", code, body)
+	}
+	if code, _ := n.call("PATCH", n.path, map[string]any{"Boot": map[string]string{"BootSourceOverrideMode": "Legacy"}}); code != 200 {
+		t.Fatalf("switching back to Legacy: %d", code)
 	}
 	n.reset("ForceOff")
 }

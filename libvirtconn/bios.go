@@ -165,8 +165,8 @@ func (d *Domain) BIOSAttributes(ctx context.Context) (current, pending map[strin
 
 // SetBIOSAttributes records attributes for the domain's next start (a
 // hard reset during this run restarts it, so they apply, as they would on a
-// physical server). BootMode cannot change (firmware switching is not
-// implemented for libvirt); setting it to the current mode is accepted.
+// physical server). BootMode cannot change here (SetFirmware switches the
+// firmware); setting it to the current mode is accepted.
 func (d *Domain) SetBIOSAttributes(ctx context.Context, attrs map[string]string) error {
 	if err := bmc.CheckBIOSAttributes(attrs); err != nil {
 		return err
@@ -183,7 +183,7 @@ func (d *Domain) SetBIOSAttributes(ctx context.Context, attrs map[string]string)
 				return err
 			}
 			if want != mode {
-				return fmt.Errorf("BootMode %s: switching a libvirt domain's firmware (now %s) is not implemented: %w", want, mode, bmc.ErrNotSupported)
+				return fmt.Errorf("BootMode %s: the firmware (now %s) is switched with the boot mode (Redfish Boot.BootSourceOverrideMode), not as a BIOS setting: %w", want, mode, bmc.ErrNotSupported)
 			}
 			delete(attrs, bmc.BootModeAttribute)
 		}

@@ -192,21 +192,6 @@ func (d *Domain) Firmware(ctx context.Context) (bmc.Firmware, error) {
 	return f, err
 }
 
-// SetFirmware is not implemented for libvirt domains yet: switching
-// between BIOS and UEFI, or Secure Boot, means choosing firmware images
-// and NVRAM templates for the hypervisor; the error says so.
-func (d *Domain) SetFirmware(ctx context.Context, f bmc.Firmware) error {
-	cur, err := d.Firmware(ctx)
-	if err != nil {
-		return err
-	}
-	if cur == f {
-		return nil
-	}
-	return fmt.Errorf("switching a libvirt domain's firmware (now %s) is not implemented: change its definition with virsh edit: %w",
-		describeFirmware(cur), bmc.ErrNotSupported)
-}
-
 func describeFirmware(f bmc.Firmware) string {
 	switch {
 	case f.SecureBoot:

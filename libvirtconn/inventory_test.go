@@ -60,8 +60,14 @@ func TestFirmwareFromTheDefinition(t *testing.T) {
 	if err := d.SetFirmware(ctx, bmc.Firmware{}); err != nil {
 		t.Fatalf("setting the current firmware: %v", err)
 	}
-	if err := d.SetFirmware(ctx, bmc.Firmware{EFI: true}); !errors.Is(err, bmc.ErrNotSupported) {
+	if err := d.SetFirmware(ctx, bmc.Firmware{EFI: true}); err != nil {
 		t.Fatalf("switching firmware: %v", err)
+	}
+	if f, err := d.Firmware(ctx); err != nil || !f.EFI {
+		t.Fatalf("firmware after switching to UEFI: %+v %v", f, err)
+	}
+	if err := d.SetFirmware(ctx, bmc.Firmware{SecureBoot: true}); !errors.Is(err, bmc.ErrInvalidArgument) {
+		t.Fatalf("secure boot without UEFI: %v", err)
 	}
 }
 
