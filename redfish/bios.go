@@ -298,7 +298,7 @@ func (s *Server) patchSecureBoot(w http.ResponseWriter, r *http.Request, c *sysC
 		if enable != fw.SecureBoot {
 			if err := fc.SetFirmware(r.Context(), bmc.Firmware{EFI: fw.EFI, SecureBoot: enable}); err != nil {
 				if errors.Is(err, bmc.ErrNotSupported) || errors.Is(err, bmc.ErrInvalidArgument) {
-					return propError("PropertyValueNotInList", prop, "This system cannot switch Secure Boot: "+err.Error(), prop)
+					return propError("PropertyValueNotInList", prop, "This system cannot switch Secure Boot: "+reason(err), prop)
 				}
 				return err
 			}

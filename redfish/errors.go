@@ -2,6 +2,7 @@ package redfish
 
 import (
 	"net/http"
+	"regexp"
 	"strconv"
 )
 
@@ -113,9 +114,9 @@ func errMalformed(detail string) *apiError {
 		"The request body submitted was malformed JSON and could not be parsed by the receiving service: "+detail+".")
 }
 
-func errUnavailable(err error) *apiError {
+func errUnavailable() *apiError {
 	return errorf(http.StatusServiceUnavailable, "ServiceTemporarilyUnavailable",
-		"The machine behind this system cannot be reached: "+err.Error()).with("Retry-After", "5")
+		"The machine behind this system cannot be reached; the daemon's log says why.").with("Retry-After", "5")
 }
 
 func errNotWritable(property string) *apiError {
@@ -132,4 +133,14 @@ func errValueType(property, value string) *apiError {
 
 func errNotInList(property, value string) *apiError {
 	return propError("PropertyValueNotInList", property, "The value "+value+" for the property "+property+" is not in the list of acceptable values.", value, property)
+}
+
+// backendPrefix is how a backend names itself in its errors (the libvirt
+// domain and hypervisor URI, and the operation): the daemon's log has it,
+// a Redfish client does not need it.
+var backendPrefix = regexp.MustCompile(`^(domain "[^"]*" on \S+: [^:]+: |simulated machine "[^"]*": )`)
+
+// reason is the part of a machine's error a client is told.
+func reason(err error) string {
+	return backendPrefix.ReplaceAllString(err.Error(), "")
 }

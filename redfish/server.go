@@ -368,7 +368,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			ae = errorf(http.StatusServiceUnavailable, "ServiceTemporarilyUnavailable", "The machine did not answer in time.").with("Retry-After", "5")
 		default:
 			s.log.Warn("redfish: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-			ae = errUnavailable(err)
+			ae = errUnavailable()
 		}
 	}
 	for k, v := range ae.header {
@@ -382,14 +382,14 @@ func machineError(err error, property string) error {
 	switch {
 	case errors.Is(err, bmc.ErrNotSupported):
 		if property != "" {
-			return propError("PropertyValueNotInList", property, "This system cannot do that: "+err.Error(), property)
+			return propError("PropertyValueNotInList", property, "This system cannot do that: "+reason(err), property)
 		}
-		return errorf(http.StatusBadRequest, "ActionNotSupported", "This system cannot do that: "+err.Error())
+		return errorf(http.StatusBadRequest, "ActionNotSupported", "This system cannot do that: "+reason(err))
 	case errors.Is(err, bmc.ErrInvalidArgument):
 		if property != "" {
-			return propError("PropertyValueNotInList", property, err.Error(), property)
+			return propError("PropertyValueNotInList", property, reason(err), property)
 		}
-		return errorf(http.StatusBadRequest, "GeneralError", err.Error())
+		return errorf(http.StatusBadRequest, "GeneralError", reason(err))
 	case errors.Is(err, bmc.ErrPoweredOff):
 		return errorf(http.StatusConflict, "GeneralError", "The system is powered off.")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -617,4 +618,18 @@ func TestInventoryBiosAndManager(t *testing.T) {
 	if ch.json["Links"].(map[string]any)["ComputerSystems"].([]any)[0].(map[string]any)["@odata.id"] != sys {
 		t.Fatalf("chassis %s", ch.body)
 	}
+}
+
+func TestBackendFailuresAreRetryableAndSayNothingInternal(t *testing.T) {
+	e := newEnv(t)
+	e.a.SetFault(errors.New("dial unix /var/run/libvirt/libvirt-sock: connection refused"))
+	r := e.admin("GET", "/redfish/v1/Systems/"+e.aID, nil)
+	expectError(t, r, 503, "ServiceTemporarilyUnavailable", "")
+	if r.header.Get("Retry-After") == "" || strings.Contains(string(r.body), "libvirt-sock") || strings.Contains(string(r.body), "node-a") {
+		t.Fatalf("503: %v %s", r.header, r.body)
+	}
+	// Other systems are unaffected.
+	expect(t, e.do("GET", "/redfish/v1/Systems/node-b", nil, "basic", "other:otherpw"), 200, "node-b")
+	e.a.SetFault(nil)
+	expect(t, e.admin("GET", "/redfish/v1/Systems/"+e.aID, nil), 200, "recovered")
 }

@@ -419,7 +419,7 @@ func (s *Server) setMode(r *http.Request, sys System, efi bool) error {
 	next := bmc.Firmware{EFI: efi, SecureBoot: efi && fw.SecureBoot}
 	if err := fc.SetFirmware(ctx, next); err != nil {
 		if errors.Is(err, bmc.ErrNotSupported) || errors.Is(err, bmc.ErrInvalidArgument) {
-			return propError("PropertyValueNotInList", prop, "This system cannot switch its firmware: "+err.Error(), prop)
+			return propError("PropertyValueNotInList", prop, "This system cannot switch its firmware: "+reason(err), prop)
 		}
 		return err
 	}
