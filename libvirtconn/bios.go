@@ -145,10 +145,21 @@ func bootMode(lv *libvirt.Libvirt, dom libvirt.Domain) (string, error) {
 }
 
 // BIOSAttributes returns the attributes in effect (BootMode from the
-// domain's firmware) and those pending for its next start.
+// domain's firmware) and those pending for its next start. It does not
+// wait behind a slow operation of this machine (a power on): pending
+// settings a start has made current are then shown as such and written
+// down by a later call.
 func (d *Domain) BIOSAttributes(ctx context.Context) (current, pending map[string]string, err error) {
-	err = d.exclusive(ctx, "read BIOS settings", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		st, err := d.biosLocked(lv, dom)
+	err = d.do(ctx, "read BIOS settings", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		var st biosState
+		var err error
+		if d.mu.TryLock() {
+			st, err = d.biosLocked(lv, dom)
+			d.mu.Unlock()
+		} else if st, err = loadBIOS(lv, dom); err == nil && st.pending != nil && dom.ID != -1 && dom.ID != st.run {
+			maps.Copy(st.current, st.pending)
+			st.pending = nil
+		}
 		if err != nil {
 			return err
 		}
