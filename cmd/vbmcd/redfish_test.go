@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/govbmc/govbmc/bmc"
+	"github.com/govbmc/govbmc/internal/testtool"
 	"github.com/govbmc/govbmc/redfish"
 )
 
@@ -127,5 +129,74 @@ func TestDaemonServesRedfishOverPlainHTTPOnlyWhenAsked(t *testing.T) {
 	code, sys := getJSON(t, &http.Client{Timeout: 5 * time.Second}, "http://"+addr+"/redfish/v1/Systems/node-0", "admin", "password")
 	if code != 200 || sys["PowerState"] != "Off" {
 		t.Fatalf("%d %v", code, sys)
+	}
+}
+
+// TestRedfishBootOverrideSurvivesARestart: a Continuous override set over
+// Redfish on a libvirt node is in the domain's definition, so a new vbmcd
+// reads it back; so is a pending BIOS setting. The domain is only defined,
+// never started.
+func TestRedfishBootOverrideSurvivesARestart(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	virsh := testtool.Require(t, "virsh")
+	name := "govbmc-redfish-restart"
+	domXML := testtool.WriteFile(t, "dom.xml", fmt.Sprintf(`<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory>
+<os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+<devices><interface type='user'><mac address='52:54:00:65:43:21'/></interface></devices></domain>`, name))
+	_ = exec.Command(virsh, "-c", "qemu:///system", "undefine", name).Run()
+	if out, err := exec.Command(virsh, "-c", "qemu:///system", "define", domXML).CombinedOutput(); err != nil {
+		t.Fatalf("virsh define: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(virsh, "-c", "qemu:///system", "undefine", name).Run() })
+	uuid, err := exec.Command(virsh, "-c", "qemu:///system", "domuuid", name).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf(`nodes:
+  - name: lv
+    address: 127.0.0.1
+    port: %d
+    users: [{name: admin, password: password}]
+    backend: {type: libvirt, uri: "qemu:///system", domain: %s}
+`, freeUDPPorts(t, 1)[0], name))
+	addr := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	base := "http://" + addr + "/redfish/v1/Systems/" + strings.TrimSpace(string(uuid))
+	c := &http.Client{Timeout: 20 * time.Second}
+	send := func(method, url, body string) int {
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.SetBasicAuth("admin", "password")
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	d := startDaemon(t, "--config", cfg, "--redfish-address", addr, "--redfish-insecure-http")
+	d.waitFor(t, "redfish serving")
+	if code := send("PATCH", base, `{"Boot":{"BootSourceOverrideTarget":"Pxe","BootSourceOverrideEnabled":"Continuous"}}`); code != 200 {
+		t.Fatalf("PATCH Boot: %d", code)
+	}
+	if code := send("PATCH", base+"/Bios/Settings", `{"Attributes":{"ProcTurboMode":"Disabled"}}`); code != 200 {
+		t.Fatalf("PATCH Bios/Settings: %d", code)
+	}
+	_ = d.cmd.Process.Signal(os.Interrupt)
+	<-d.done
+	d.done <- nil
+
+	d = startDaemon(t, "--config", cfg, "--redfish-address", addr, "--redfish-insecure-http")
+	d.waitFor(t, "redfish serving")
+	code, sys := getJSON(t, c, base, "admin", "password")
+	boot, _ := sys["Boot"].(map[string]any)
+	if code != 200 || boot["BootSourceOverrideEnabled"] != "Continuous" || boot["BootSourceOverrideTarget"] != "Pxe" {
+		t.Fatalf("after a restart: %d %v", code, boot)
+	}
+	code, set := getJSON(t, c, base+"/Bios/Settings", "admin", "password")
+	if attrs, _ := set["Attributes"].(map[string]any); code != 200 || attrs["ProcTurboMode"] != "Disabled" {
+		t.Fatalf("pending BIOS settings after a restart: %d %v", code, set)
+	}
+	code, nic := getJSON(t, c, base+"/EthernetInterfaces/525400654321", "admin", "password")
+	if code != 200 || nic["MACAddress"] != "52:54:00:65:43:21" {
+		t.Fatalf("NIC: %d %v", code, nic)
 	}
 }
