@@ -1,6 +1,7 @@
 package redfish
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -53,20 +54,24 @@ type StorageDevice struct {
 	Status        Status `json:"Status"`
 }
 
-// inventory reads the hardware; a machine that cannot describe it has none.
-func inventory(r *http.Request, sys System) (bmc.Inventory, bool, error) {
+// inventory reads the hardware (through the read cache); a machine that
+// cannot describe it has none.
+func (s *Server) inventory(r *http.Request, sys System) (bmc.Inventory, bool, error) {
 	inv, ok := sys.Machine.(bmc.Inventoried)
 	if !ok {
 		return bmc.Inventory{}, false, nil
 	}
-	hw, err := inv.Inventory(r.Context())
-	return hw, err == nil, err
+	v, err := s.reads.get(r.Context(), sys.Machine, "inventory", func(ctx context.Context) (any, error) { return inv.Inventory(ctx) })
+	if err != nil {
+		return bmc.Inventory{}, false, err
+	}
+	return v.(bmc.Inventory), true, nil
 }
 
 func nicID(mac string) string { return strings.ReplaceAll(strings.ToLower(mac), ":", "") }
 
 func (s *Server) getNICs(w http.ResponseWriter, r *http.Request, c *sysCtx) error {
-	hw, _, err := inventory(r, c.sys)
+	hw, _, err := s.inventory(r, c.sys)
 	if err != nil {
 		return err
 	}
@@ -80,7 +85,7 @@ func (s *Server) getNICs(w http.ResponseWriter, r *http.Request, c *sysCtx) erro
 }
 
 func (s *Server) getNIC(w http.ResponseWriter, r *http.Request, c *sysCtx) error {
-	hw, _, err := inventory(r, c.sys)
+	hw, _, err := s.inventory(r, c.sys)
 	if err != nil {
 		return err
 	}
@@ -100,7 +105,7 @@ func (s *Server) getNIC(w http.ResponseWriter, r *http.Request, c *sysCtx) error
 }
 
 func (s *Server) getProcessors(w http.ResponseWriter, r *http.Request, c *sysCtx) error {
-	_, ok, err := inventory(r, c.sys)
+	_, ok, err := s.inventory(r, c.sys)
 	if err != nil {
 		return err
 	}
@@ -114,7 +119,7 @@ func (s *Server) getProcessors(w http.ResponseWriter, r *http.Request, c *sysCtx
 }
 
 func (s *Server) getProcessor(w http.ResponseWriter, r *http.Request, c *sysCtx) error {
-	hw, ok, err := inventory(r, c.sys)
+	hw, ok, err := s.inventory(r, c.sys)
 	if err != nil {
 		return err
 	}
@@ -136,7 +141,7 @@ func (s *Server) getProcessor(w http.ResponseWriter, r *http.Request, c *sysCtx)
 }
 
 func (s *Server) getMemories(w http.ResponseWriter, r *http.Request, c *sysCtx) error {
-	_, ok, err := inventory(r, c.sys)
+	_, ok, err := s.inventory(r, c.sys)
 	if err != nil {
 		return err
 	}
@@ -150,7 +155,7 @@ func (s *Server) getMemories(w http.ResponseWriter, r *http.Request, c *sysCtx) 
 }
 
 func (s *Server) getMemory(w http.ResponseWriter, r *http.Request, c *sysCtx) error {
-	hw, ok, err := inventory(r, c.sys)
+	hw, ok, err := s.inventory(r, c.sys)
 	if err != nil {
 		return err
 	}
@@ -168,7 +173,7 @@ func (s *Server) getMemory(w http.ResponseWriter, r *http.Request, c *sysCtx) er
 }
 
 func (s *Server) getStorages(w http.ResponseWriter, r *http.Request, c *sysCtx) error {
-	_, ok, err := inventory(r, c.sys)
+	_, ok, err := s.inventory(r, c.sys)
 	if err != nil {
 		return err
 	}
@@ -182,7 +187,7 @@ func (s *Server) getStorages(w http.ResponseWriter, r *http.Request, c *sysCtx) 
 }
 
 func (s *Server) getStorage(w http.ResponseWriter, r *http.Request, c *sysCtx) error {
-	hw, ok, err := inventory(r, c.sys)
+	hw, ok, err := s.inventory(r, c.sys)
 	if err != nil {
 		return err
 	}

@@ -202,7 +202,7 @@ func (s *Server) getChassis(w http.ResponseWriter, r *http.Request, c *sysCtx) e
 	if ps == bmc.PowerOn {
 		ch.PowerState = "On"
 	}
-	if hw, ok, err := inventory(r, c.sys); err == nil && ok {
+	if hw, ok, err := s.inventory(r, c.sys); err == nil && ok {
 		ch.Manufacturer, ch.Model = hw.Manufacturer, hw.Model
 	}
 	s.writeJSON(w, r, http.StatusOK, ch, "")

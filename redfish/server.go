@@ -44,6 +44,9 @@ type Options struct {
 	MaxBody int64
 	// MachineTimeout bounds each request's calls into a machine.
 	MachineTimeout time.Duration
+	// MachinePatience is how long a GET waits for a busy machine before
+	// it serves the machine's last answer (DefaultMachinePatience).
+	MachinePatience time.Duration
 	// AuthFailureLimit failed logins from one address within AuthWindow
 	// block its logins for AuthBlock (10, a minute, a minute).
 	AuthFailureLimit      int
@@ -62,6 +65,7 @@ type Server struct {
 	mux      *http.ServeMux
 	sessions *sessionTable
 	throttle *throttle
+	reads    *readCache
 
 	mu        sync.Mutex
 	clocks    map[string]managerClock     // Manager DateTime settings, by node name
@@ -90,6 +94,9 @@ func New(f Fleet, o Options) *Server {
 	if o.MachineTimeout <= 0 {
 		o.MachineTimeout = DefaultMachineTimeout
 	}
+	if o.MachinePatience <= 0 {
+		o.MachinePatience = DefaultMachinePatience
+	}
 	if o.AuthFailureLimit <= 0 {
 		o.AuthFailureLimit = 10
 	}
@@ -115,6 +122,7 @@ func New(f Fleet, o Options) *Server {
 		mux:       http.NewServeMux(),
 		sessions:  newSessionTable(o.MaxSessions, o.SessionTimeout),
 		throttle:  newThrottle(o.AuthFailureLimit, o.AuthWindow, o.AuthBlock),
+		reads:     newReadCache(o.MachinePatience, o.MachineTimeout),
 		clocks:    map[string]managerClock{},
 		httpBoots: map[string]bmc.BootOverride{},
 	}

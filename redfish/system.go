@@ -1,6 +1,7 @@
 package redfish
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,20 +119,47 @@ type bootState struct {
 	boot     Boot
 }
 
-func (s *Server) readBoot(r *http.Request, sys System) (bootState, error) {
-	ctx := r.Context()
-	o, err := sys.Machine.BootOverride(ctx)
+// bootRaw is what a machine says about booting.
+type bootRaw struct {
+	o   bmc.BootOverride
+	efi bool
+}
+
+func fetchBoot(ctx context.Context, m bmc.Machine) (bootRaw, error) {
+	o, err := m.BootOverride(ctx)
 	if err != nil {
-		return bootState{}, err
+		return bootRaw{}, err
 	}
-	st := bootState{override: o, efi: o.EFI}
-	if fc, ok := sys.Machine.(bmc.FirmwareController); ok {
+	raw := bootRaw{o: o, efi: o.EFI}
+	if fc, ok := m.(bmc.FirmwareController); ok {
 		fw, err := fc.Firmware(ctx)
+		if err != nil {
+			return bootRaw{}, err
+		}
+		raw.efi = fw.EFI
+	}
+	return raw, nil
+}
+
+// readBoot reads the boot override: from the machine when direct (for a
+// change), else through the read cache.
+func (s *Server) readBoot(r *http.Request, sys System, direct bool) (bootState, error) {
+	var raw bootRaw
+	if direct {
+		var err error
+		if raw, err = fetchBoot(r.Context(), sys.Machine); err != nil {
+			return bootState{}, err
+		}
+		s.reads.put(sys.Machine, "boot", raw)
+	} else {
+		v, err := s.reads.get(r.Context(), sys.Machine, "boot", func(ctx context.Context) (any, error) { return fetchBoot(ctx, sys.Machine) })
 		if err != nil {
 			return bootState{}, err
 		}
-		st.efi = fw.EFI
+		raw = v.(bootRaw)
 	}
+	o := raw.o
+	st := bootState{override: o, efi: raw.efi}
 	b := Boot{
 		BootSourceOverrideEnabled:          "Disabled",
 		BootSourceOverrideEnabledAllowable: enabledValues,
@@ -163,13 +191,23 @@ func (s *Server) readBoot(r *http.Request, sys System) (bootState, error) {
 	return st, nil
 }
 
-func (s *Server) renderSystem(r *http.Request, sys System) (ComputerSystem, bootState, error) {
+func (s *Server) renderSystem(r *http.Request, sys System, direct bool) (ComputerSystem, bootState, error) {
 	ctx := r.Context()
+	type invAnswer struct {
+		hw  bmc.Inventory
+		ok  bool
+		err error
+	}
+	inv := make(chan invAnswer, 1) // asked meanwhile
+	go func() {
+		hw, ok, err := s.inventory(r, sys)
+		inv <- invAnswer{hw, ok, err}
+	}()
 	ps, err := sys.Machine.PowerState(ctx)
 	if err != nil {
 		return ComputerSystem{}, bootState{}, err
 	}
-	bs, err := s.readBoot(r, sys)
+	bs, err := s.readBoot(r, sys, direct)
 	if err != nil {
 		return ComputerSystem{}, bootState{}, err
 	}
@@ -196,11 +234,10 @@ func (s *Server) renderSystem(r *http.Request, sys System) (ComputerSystem, boot
 			cs.UUID = u.String()
 		}
 	}
-	if inv, ok := sys.Machine.(bmc.Inventoried); ok {
-		hw, err := inv.Inventory(ctx)
-		if err != nil {
-			return ComputerSystem{}, bootState{}, err
-		}
+	if a := <-inv; a.err != nil {
+		return ComputerSystem{}, bootState{}, a.err
+	} else if a.ok {
+		hw := a.hw
 		cs.Manufacturer, cs.Model = hw.Manufacturer, hw.Model
 		cs.ProcessorSummary = &ProcessorSummary{Count: hw.CPUs, Model: hw.CPUModel, Status: okStatus()}
 		cs.MemorySummary = &MemorySummary{TotalSystemMemoryGiB: float64(hw.MemoryMiB) / 1024, Status: okStatus()}
@@ -221,7 +258,7 @@ func (s *Server) renderSystem(r *http.Request, sys System) (ComputerSystem, boot
 func bootETag(b Boot) string { return etagOf(b) }
 
 func (s *Server) getSystem(w http.ResponseWriter, r *http.Request, c *sysCtx) error {
-	cs, bs, err := s.renderSystem(r, c.sys)
+	cs, bs, err := s.renderSystem(r, c.sys, false)
 	if err != nil {
 		return err
 	}
@@ -295,7 +332,7 @@ func (s *Server) patchSystem(w http.ResponseWriter, r *http.Request, c *sysCtx) 
 	if err != nil {
 		return err
 	}
-	cs, bs, err := s.renderSystem(r, c.sys)
+	cs, bs, err := s.renderSystem(r, c.sys, true)
 	if err != nil {
 		return err
 	}
@@ -328,7 +365,7 @@ func (s *Server) patchSystem(w http.ResponseWriter, r *http.Request, c *sysCtx) 
 			return err
 		}
 	}
-	cs, bs, err = s.renderSystem(r, c.sys)
+	cs, bs, err = s.renderSystem(r, c.sys, true)
 	if err != nil {
 		return err
 	}
