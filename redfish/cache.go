@@ -37,6 +37,7 @@ type cacheEntry struct {
 	err      error
 	have     bool          // val/err hold an answer
 	inflight chan struct{} // closed when the running query ends; nil when none runs
+	gen      uint64        // bumped by put: a query begun before is older than it
 }
 
 func newReadCache(patience, timeout time.Duration) *readCache {
@@ -57,12 +58,16 @@ func (c *readCache) get(ctx context.Context, m bmc.Machine, kind string, fetch f
 	if done == nil {
 		done = make(chan struct{})
 		e.inflight = done
+		gen := e.gen
 		go func() {
 			qctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 			v, err := fetch(qctx)
 			cancel()
 			c.mu.Lock()
-			e.val, e.err, e.have, e.inflight = v, err, true, nil
+			if e.gen == gen { // else a direct read after it is newer
+				e.val, e.err, e.have = v, err, true
+			}
+			e.inflight = nil
 			c.mu.Unlock()
 			close(done)
 		}()
@@ -96,7 +101,6 @@ func (c *readCache) put(m bmc.Machine, kind string, v any) {
 		e = &cacheEntry{}
 		c.entries[cacheKey{m, kind}] = e
 	}
-	if e.inflight == nil {
-		e.val, e.err, e.have = v, nil, true
-	}
+	e.val, e.err, e.have = v, nil, true
+	e.gen++
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/govbmc/govbmc/bmc"
+	"github.com/govbmc/govbmc/redfish"
 )
 
 // busyMachine answers PowerState at once (as libvirt does from its events)
@@ -34,7 +35,7 @@ func (b *busyMachine) Inventory(ctx context.Context) (bmc.Inventory, error) {
 }
 
 func TestGetAnswersWhileTheMachineIsBusy(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(o *redfish.Options) { o.MachinePatience = 50 * time.Millisecond })
 	busy := &busyMachine{SimMachine: e.a, busy: make(chan struct{}, 1)}
 	e.fleet.mu.Lock()
 	for i := range e.fleet.systems {

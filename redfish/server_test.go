@@ -88,7 +88,10 @@ func newEnv(t *testing.T, opts ...func(*redfish.Options)) *env {
 	e.b = f.add(t, "node-b", 6231, other)
 	sa, _ := f.System("node-a")
 	e.aID = sa.ID
-	o := redfish.Options{FirmwareVersion: "1.2.3", Port: 8000, TLS: true}
+	// A GET waits for the machine as long as it takes (what the machine
+	// says right after a change made behind the server's back is what the
+	// tests check), but in TestGetAnswersWhileTheMachineIsBusy.
+	o := redfish.Options{FirmwareVersion: "1.2.3", Port: 8000, TLS: true, MachinePatience: time.Minute}
 	for _, fn := range opts {
 		fn(&o)
 	}
