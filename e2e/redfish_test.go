@@ -39,7 +39,9 @@ type rfNode struct {
 	path string // the System's URI
 }
 
-func serveBoth(t *testing.T, conn *libvirtconn.Conn, domain string) *rfNode {
+// patience is the server's MachinePatience: how long a GET waits for a busy
+// machine before it answers with its last answer.
+func serveBoth(t *testing.T, conn *libvirtconn.Conn, domain string, patience time.Duration) *rfNode {
 	t.Helper()
 	logs := &testtool.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -58,7 +60,7 @@ func serveBoth(t *testing.T, conn *libvirtconn.Conn, domain string) *rfNode {
 		t.Fatal(err)
 	}
 	sys := redfish.System{ID: u.String(), Name: name, Users: cfg.Users, IPMIAddress: "127.0.0.1", IPMIPort: srv.Addr().Port, Machine: m}
-	web := httptest.NewTLSServer(redfish.New(oneSystem{sys}, redfish.Options{Logger: log}))
+	web := httptest.NewTLSServer(redfish.New(oneSystem{sys}, redfish.Options{Logger: log, MachinePatience: patience}))
 	t.Cleanup(func() {
 		web.Close()
 		cancel()
@@ -146,7 +148,7 @@ func redfishOnQemu(t *testing.T, uri string) {
 		t.Fatal(err)
 	}
 	define(t, c, name, qemuDomain, testtool.VirtType(), logPath, blank)
-	n := serveBoth(t, c, name)
+	n := serveBoth(t, c, name, time.Minute) // what IPMI just set is what the test checks
 
 	// Once Pxe over Redfish reads back over IPMI, then really PXE-boots.
 	n.setBoot("Once", "Pxe")
@@ -238,5 +240,53 @@ func redfishOnQemu(t *testing.T, uri string) {
 	if code, _ := n.call("PATCH", n.path, map[string]any{"Boot": map[string]string{"BootSourceOverrideMode": "Legacy"}}); code != 200 {
 		t.Fatalf("switching back to Legacy: %d", code)
 	}
+	n.reset("ForceOff")
+}
+
+// TestRedfishGetDuringSlowStart: while a power on that libvirtd takes
+// seconds over (the test's qemu hook holds it 3 s) is in flight on a node,
+// a GET of that System answers without waiting for it, and shows the
+// domain still off.
+func TestRedfishGetDuringSlowStart(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	testtool.Require(t, "qemu-system-x86_64")
+	testtool.RequireSlowStartHook(t)
+	c := get(t, pool(t), "qemu:///system")
+	name := testtool.SlowStartPrefix + domainName(t, "")
+	define(t, c, name, testtool.ConsoleDomainXML, testtool.VirtType())
+	n := serveBoth(t, c, name, redfish.DefaultMachinePatience)
+	// A client looks at the System before it powers it on (Ironic does).
+	if code, _ := n.call("GET", n.path, nil); code != 200 {
+		t.Fatalf("GET: %d", code)
+	}
+
+	powered := make(chan int, 1)
+	start := time.Now()
+	go func() {
+		code, _ := n.call("POST", n.path+"/Actions/ComputerSystem.Reset", map[string]string{"ResetType": "On"})
+		powered <- code
+	}()
+	time.Sleep(500 * time.Millisecond) // the hook holds the start now
+	var answers []time.Duration
+	for time.Since(start) < 2500*time.Millisecond {
+		t0 := time.Now()
+		code, sys := n.call("GET", n.path, nil)
+		took := time.Since(t0)
+		answers = append(answers, took.Round(100*time.Microsecond))
+		if code != 200 || sys["PowerState"] != "Off" {
+			t.Fatalf("GET %v into a slow power on: %d %v", time.Since(start).Round(time.Millisecond), code, sys["PowerState"])
+		}
+		if time.Since(start) >= 3*time.Second {
+			t.Fatalf("a GET waited for the power on (%v)", took)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := <-powered; code != 204 {
+		t.Fatalf("power on: %d", code)
+	}
+	if took := time.Since(start); took < 3*time.Second {
+		t.Fatalf("the power on took %v: the hook did not slow it, so the test proves nothing", took)
+	}
+	t.Logf("GET System answers during the start: %v", answers)
 	n.reset("ForceOff")
 }
