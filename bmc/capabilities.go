@@ -83,3 +83,12 @@ type BIOSSettings interface {
 	// ResetBIOS restores the default attributes at the next boot.
 	ResetBIOS(ctx context.Context) error
 }
+
+// GracefulRebooter is a machine whose guest can be asked to restart (an
+// ACPI reboot, libvirt's DomainReboot). A guest that ignores the request
+// keeps running, as a real server would.
+type GracefulRebooter interface {
+	// GracefulReboot asks the guest to restart and returns without
+	// waiting; ErrPoweredOff when the machine is off.
+	GracefulReboot(ctx context.Context) error
+}

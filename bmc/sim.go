@@ -41,6 +41,11 @@ type SimMachine struct {
 	timer    *time.Timer
 	load     SimLoad  // what the guest is doing (simstats.go)
 	media    simMedia // virtual media (simmedia.go)
+	firmware Firmware
+	bios     map[string]string // setup attributes in effect (BootMode excepted)
+	pending  map[string]string // attributes applied at the next boot
+	// rebooting is set while m.timer is a graceful reboot, not a soft off.
+	rebooting bool
 }
 
 // NewSimMachine returns a powered-off simulated machine for a node.
@@ -57,7 +62,7 @@ func NewSimMachine(n Node) (*SimMachine, error) {
 	if delay == 0 {
 		delay = DefaultSoftOffDelay
 	}
-	m := &SimMachine{name: n.Name, uuid: u, softOffDelay: delay}
+	m := &SimMachine{name: n.Name, uuid: u, softOffDelay: delay, bios: DefaultBIOSAttributes()}
 	// The simulated guest echoes what is typed on its console.
 	m.console = NewConsoleBuffer(DefaultConsoleBacklog, func(p []byte) { m.output(p) })
 	return m, nil
@@ -155,9 +160,11 @@ func (m *SimMachine) PowerOff(ctx context.Context) error {
 // SoftOff starts a guest shutdown that completes after the configured delay.
 func (m *SimMachine) SoftOff(ctx context.Context) error {
 	return m.locked(ctx, func() error {
-		if m.state == PowerOff || m.timer != nil {
+		if m.state == PowerOff || (m.timer != nil && !m.rebooting) {
 			return nil
 		}
+		// A shutdown asked for during a reboot wins over it.
+		m.stopTimerLocked()
 		m.consolef("ACPI power button pressed: the system is going down for power off\r\n")
 		epoch := m.epoch
 		m.timer = time.AfterFunc(m.softOffDelay, func() {
@@ -250,6 +257,7 @@ func (m *SimMachine) setStateLocked(s PowerState) {
 }
 
 func (m *SimMachine) stopTimerLocked() {
+	m.rebooting = false
 	if m.timer != nil {
 		m.timer.Stop()
 		m.timer = nil
@@ -267,6 +275,7 @@ func (m *SimMachine) powerOffLocked(why string) {
 // bootLocked performs a boot: the override chooses the device, and a
 // next-boot-only override is consumed by it.
 func (m *SimMachine) bootLocked() {
+	m.applyBIOSLocked()
 	rec := BootRecord{Device: BootDisk, EFI: m.override.EFI}
 	if m.override.Active() {
 		rec.Device = m.override.Device

@@ -337,7 +337,7 @@ func (d *Domain) attach(lv *libvirt.Libvirt, dom libvirt.Domain, slot bmc.MediaS
 		if err := lv.DomainUpdateDeviceFlags(dom, x, libvirt.DomainDeviceModifyConfig); err != nil {
 			return d.undoMeta(lv, dom, meta, fmt.Errorf("change the CD-ROM's media: %w", err))
 		}
-		d.dirtyID = runID(on, dom)
+		d.boot.changed(runID(on, dom))
 		return nil
 	}
 	x, err := disks.newDiskXML(slot, file, rec.WriteProtected)
@@ -350,7 +350,7 @@ func (d *Domain) attach(lv *libvirt.Libvirt, dom libvirt.Domain, slot bmc.MediaS
 	if on {
 		if err := lv.DomainAttachDeviceFlags(dom, x, uint32(libvirt.DomainDeviceModifyLive)); err != nil {
 			d.log.Info("virtual media device cannot be hot-plugged; it appears at the next boot", "slot", slot, "err", err)
-			d.dirtyID = dom.ID
+			d.boot.changed(dom.ID)
 		}
 	}
 	return nil

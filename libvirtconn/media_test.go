@@ -74,11 +74,11 @@ func mediaDomainWith(t *testing.T, c *Conn, machine, devices string, cfg bmc.Med
 	if devices != "" {
 		tmpl = strings.Replace(tmpl, "<boot dev='hd'/>", "", 1)
 	}
-	name := defineDomainArgs(t, c, tmpl, testtool.VirtType(), machine, devices)
+	name := testtool.DefineTestDomain(t, c, tmpl, testtool.VirtType(), machine, devices)
 	d := NewDomain(c, name, nil)
 	// Closing a Domain releases the connection's only use: undefine first.
 	t.Cleanup(func() {
-		undefine(c, name)
+		_ = testtool.UndefineDomain(c, name)
 		d.Close()
 	})
 	if cfg.IdleTimeout == 0 {
@@ -89,21 +89,6 @@ func mediaDomainWith(t *testing.T, c *Conn, machine, devices string, cfg bmc.Med
 	}
 	d.SetMediaFetcher(bmc.NewMediaFetcher(cfg))
 	return d, name
-}
-
-func defineDomainArgs(t *testing.T, c *Conn, tmpl string, args ...any) string {
-	t.Helper()
-	name := strings.ToLower("govbmc-" + strings.NewReplacer("/", "-", " ", "-", "_", "-").Replace(t.Name()))
-	undefine(c, name) // left by a run that was killed
-	err := c.Do(testCtx(t), func(lv *libvirt.Libvirt) error {
-		_, err := lv.DomainDefineXML(fmt.Sprintf(tmpl, append([]any{name}, args...)...))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("define %s: %v", name, err)
-	}
-	t.Cleanup(func() { undefine(c, name) })
-	return name
 }
 
 func mediaCtx(t *testing.T) context.Context {
@@ -172,7 +157,7 @@ func assertNothingLeft(t *testing.T, c *Conn, name string, wantDisks int) {
 		t.Errorf("volumes left in the pool: %v", vols)
 	}
 	for _, flags := range []libvirt.DomainXMLFlags{libvirt.DomainXMLInactive, 0} {
-		doc := domainXML(t, c, name, flags)
+		doc := testtool.DomainXML(t, c, name, flags)
 		if strings.Count(doc, "<disk") != wantDisks || strings.Contains(doc, "/govbmc-") ||
 			strings.Contains(doc, addedAlias) || strings.Contains(doc, mediaNS) {
 			t.Errorf("virtual media left in the definition (flags %d):\n%s", flags, doc)
@@ -239,7 +224,7 @@ func TestVirtualMediaBootsISO(t *testing.T) {
 				flags = append(flags, 0) // a live media change too
 			}
 			for _, f := range flags {
-				doc := domainXML(t, c, name, f)
+				doc := testtool.DomainXML(t, c, name, f)
 				if !strings.Contains(doc, "device='cdrom'") || !strings.Contains(doc, "bus='"+tc.bus+"'") ||
 					!strings.Contains(doc, "<readonly/>") || !strings.Contains(doc, "/govbmc-") {
 					t.Fatalf("no read-only %s CD-ROM with the image (flags %d):\n%s", tc.bus, f, doc)
@@ -406,7 +391,7 @@ func TestVirtualMediaUSBStick(t *testing.T) {
 		t.Fatalf("status: %+v, %v", st, err)
 	}
 	for _, flags := range []libvirt.DomainXMLFlags{libvirt.DomainXMLInactive, 0} {
-		doc := domainXML(t, c, name, flags)
+		doc := testtool.DomainXML(t, c, name, flags)
 		if !strings.Contains(doc, "bus='usb'") || !strings.Contains(doc, "<readonly/>") || !strings.Contains(doc, "device='disk'") {
 			t.Fatalf("no read-only USB disk (flags %d):\n%s", flags, doc)
 		}
@@ -493,7 +478,7 @@ func TestVirtualMediaOrphansAfterKill(t *testing.T) {
 	// A new Domain, as a restarted vbmcd would make.
 	d2 := NewDomain(c, name, nil)
 	t.Cleanup(func() {
-		undefine(c, name)
+		_ = testtool.UndefineDomain(c, name)
 		d2.Close()
 	})
 	testtool.Eventually(t, 10*time.Second, "the orphaned volume is deleted", func() bool {

@@ -95,6 +95,15 @@ func (b *nextBoot) seenRunning(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 	return nil
 }
 
+// changed records that the boot configuration (firmware, BIOS settings,
+// media) changed during the run with domain ID id; -1 (not running) records
+// nothing, since the next start reads the new definition anyway.
+func (b *nextBoot) changed(id int32) {
+	if id != -1 {
+		b.dirtyID = id
+	}
+}
+
 // changedDuring reports whether the boot configuration changed during the
 // run with domain ID id, so that a reset must restart the domain for it to
 // apply (a libvirt reset keeps the running configuration).

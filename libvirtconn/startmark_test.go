@@ -254,11 +254,6 @@ func TestPowerOnLeavesNoMark(t *testing.T) {
 }
 
 // qemuConn returns a shared connection to qemu:///system.
-func qemuConn(t *testing.T) *Conn {
-	t.Helper()
-	return connTo(t, "qemu:///system")
-}
-
 // connTo returns a shared connection to uri, on a pool of the test's.
 func connTo(t *testing.T, uri string) *Conn {
 	t.Helper()

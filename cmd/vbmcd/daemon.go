@@ -59,6 +59,11 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	defer backends.Close()
 	mgr := newManager(log, backends)
 	mgr.UseStore(store)
+	stopRedfish, err := startRedfish(o, mgr, log)
+	if err != nil {
+		return err
+	}
+	defer stopRedfish()
 
 	started := 0
 	for _, n := range fleet {
@@ -162,6 +167,7 @@ func daemonize(o options) error {
 		return err
 	}
 	args := []string{"--foreground", "--config-dir", o.configDir, "--pid-file", o.pidFile, "--log-level", o.logLevel, "--log-format", o.logFormat}
+	args = append(args, o.redfish.args()...)
 	child := exec.Command(self, args...)
 	child.Stdout, child.Stderr = logFile, logFile
 	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -31,6 +31,7 @@ type options struct {
 	foreground bool
 	logLevel   string
 	logFormat  string
+	redfish    redfishOptions
 }
 
 func newRootCommand() *cobra.Command {
@@ -74,6 +75,10 @@ started) and keeps vbmcd in the foreground.`,
 	f.BoolVar(&o.foreground, "foreground", false, "stay in the foreground")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&o.redfish.address, "redfish-address", "", "serve Redfish for every node on ADDR:PORT (HTTPS; off when empty; sushy-tools uses port 8000)")
+	f.StringVar(&o.redfish.certFile, "redfish-cert", "", "Redfish TLS certificate (default: a self-signed one generated in the config dir)")
+	f.StringVar(&o.redfish.keyFile, "redfish-key", "", "Redfish TLS private key, with --redfish-cert")
+	f.BoolVar(&o.redfish.insecureHTTP, "redfish-insecure-http", false, "serve Redfish over plain HTTP instead of HTTPS")
 	return cmd
 }
 

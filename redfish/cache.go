@@ -1,0 +1,106 @@
+package redfish
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/govbmc/govbmc/bmc"
+)
+
+// DefaultMachinePatience is how long a GET waits for a machine's answer
+// before it serves the last one, while the query goes on in the background.
+const DefaultMachinePatience = 50 * time.Millisecond
+
+// readCache keeps the last answer of each machine query a GET makes
+// (boot override, firmware, inventory), so that a GET answers at once
+// while the machine is busy — libvirtd holds a domain for the seconds a
+// start takes — instead of waiting behind it. One query per machine and
+// kind runs at a time; a GET waits for it up to the patience, and for as
+// long as it takes when there is no earlier answer. Requests that change
+// something read the machine directly.
+type readCache struct {
+	patience time.Duration
+	timeout  time.Duration
+
+	mu      sync.Mutex
+	entries map[cacheKey]*cacheEntry
+}
+
+type cacheKey struct {
+	m    bmc.Machine
+	kind string
+}
+
+type cacheEntry struct {
+	val      any
+	err      error
+	have     bool          // val/err hold an answer
+	inflight chan struct{} // closed when the running query ends; nil when none runs
+	gen      uint64        // bumped by put: a query begun before is older than it
+}
+
+func newReadCache(patience, timeout time.Duration) *readCache {
+	return &readCache{patience: patience, timeout: timeout, entries: map[cacheKey]*cacheEntry{}}
+}
+
+// get answers a query of machine m, from the machine when it answers in
+// time, else from its last answer.
+func (c *readCache) get(ctx context.Context, m bmc.Machine, kind string, fetch func(context.Context) (any, error)) (any, error) {
+	key := cacheKey{m, kind}
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	if !ok {
+		e = &cacheEntry{}
+		c.entries[key] = e
+	}
+	done := e.inflight
+	if done == nil {
+		done = make(chan struct{})
+		e.inflight = done
+		gen := e.gen
+		go func() {
+			qctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+			v, err := fetch(qctx)
+			cancel()
+			c.mu.Lock()
+			if e.gen == gen { // else a direct read after it is newer
+				e.val, e.err, e.have = v, err, true
+			}
+			e.inflight = nil
+			c.mu.Unlock()
+			close(done)
+		}()
+	}
+	have := e.have
+	c.mu.Unlock()
+
+	var wait <-chan time.Time
+	if have {
+		t := time.NewTimer(c.patience)
+		defer t.Stop()
+		wait = t.C
+	}
+	select {
+	case <-done:
+	case <-wait:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return e.val, e.err
+}
+
+// put records an answer read directly, for later GETs.
+func (c *readCache) put(m bmc.Machine, kind string, v any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[cacheKey{m, kind}]
+	if !ok {
+		e = &cacheEntry{}
+		c.entries[cacheKey{m, kind}] = e
+	}
+	e.val, e.err, e.have = v, nil, true
+	e.gen++
+}
