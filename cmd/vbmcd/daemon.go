@@ -15,6 +15,7 @@ import (
 	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/config"
 	"github.com/govbmc/govbmc/internal/control"
+	"github.com/govbmc/govbmc/internal/vbmcconf"
 	"github.com/govbmc/govbmc/internal/version"
 	"github.com/govbmc/govbmc/ipmi"
 	_ "github.com/govbmc/govbmc/libvirtconn" // registers the libvirt backend
@@ -24,9 +25,10 @@ import (
 // manager. Every backend (libvirt through its import) registers itself; a
 // backend's driver, such as libvirt's pool of shared connections, starts at
 // its first node.
-func newManager(log *slog.Logger, backends *bmc.Backends) *bmc.Manager {
+func newManager(log *slog.Logger, backends *bmc.Backends, opts ipmi.Options) *bmc.Manager {
+	opts.Logger = log
 	frontends := func(n bmc.Node, m bmc.Machine) (bmc.Frontend, error) {
-		return ipmi.New(n, m, ipmi.Options{Logger: log})
+		return ipmi.New(n, m, opts)
 	}
 	mgr := bmc.NewManager(backends.NewMachine, frontends, log)
 	// vbmc add refuses a port another process holds and a machine that is
@@ -55,9 +57,14 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	defer release()
 
+	logVirtualBMCConfig(log, o)
 	backends := bmc.NewBackends(log)
 	defer backends.Close()
-	mgr := newManager(log, backends)
+	var ipmiOpts ipmi.Options
+	if o.vbmc.SessionTimeoutSet {
+		ipmiOpts.SessionTimeout = o.vbmc.SessionTimeout
+	}
+	mgr := newManager(log, backends, ipmiOpts)
 	mgr.UseStore(store)
 
 	started := 0
@@ -76,6 +83,17 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	for _, err := range mgr.Restore(ctx) {
 		log.Error("restoring a stored BMC", "err", err)
 	}
+	// VirtualBMC's node folders, read now and followed while vbmcd runs.
+	ctx, cancelWatch := context.WithCancel(ctx)
+	defer cancelWatch()
+	syncer := vbmcconf.NewSyncer(o.configDir, mgr, log)
+	syncer.Rescan(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		_ = vbmcconf.Watch(ctx, o.configDir, vbmcconf.RescanInterval, log, func() { syncer.Rescan(ctx) })
+	}()
+	defer func() { <-watchDone }()
 
 	sock := filepath.Join(o.configDir, control.SocketName)
 	l, err := control.Listen(sock)
@@ -83,7 +101,9 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 		_ = mgr.Close()
 		return err
 	}
-	srv := &http.Server{Handler: control.NewServer(mgr, backends.ListMachines, version.Version, log), ReadHeaderTimeout: 10 * time.Second}
+	api := control.NewServer(mgr, backends.ListMachines, version.Version, log)
+	api.ShowPasswords(o.vbmc.ShowPasswords)
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
 	log.Info("vbmcd serving", "config_dir", o.configDir, "socket", sock, "nodes", len(mgr.List()), "version", version.Version)
@@ -93,6 +113,7 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 		log.Info("vbmcd stopping", "reason", context.Cause(ctx))
 	case err := <-serveErr:
 		log.Error("control socket failed", "err", err)
+		cancelWatch()
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -103,6 +124,20 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	log.Info("vbmcd stopped")
 	return nil
+}
+
+// logVirtualBMCConfig says which virtualbmc.conf vbmcd read and what of it
+// govbmc does not use.
+func logVirtualBMCConfig(log *slog.Logger, o options) {
+	c := o.vbmc
+	if c.Path == "" {
+		log.Info("no virtualbmc.conf found; VirtualBMC's defaults apply", "looked_in", "$"+vbmcconf.EnvConfig+", ~/.vbmc/virtualbmc.conf, /etc/virtualbmc/virtualbmc.conf")
+		return
+	}
+	log.Info("virtualbmc.conf read", "path", c.Path, "config_dir", o.configDir, "pid_file", o.pidFile,
+		"show_passwords", c.ShowPasswords, "logfile", c.LogFile, "debug", c.Debug, "session_timeout", c.SessionTimeout)
+	log.Info("virtualbmc.conf server_port is not used: vbmc talks to vbmcd over the control socket", "server_port", c.ServerPort,
+		"socket", filepath.Join(o.configDir, control.SocketName))
 }
 
 // runningPid returns the pid in a pid file when that process lives.
@@ -151,12 +186,19 @@ func daemonize(o options) error {
 	if err := os.MkdirAll(o.configDir, 0o700); err != nil {
 		return fmt.Errorf("config directory: %w", err)
 	}
+	// With virtualbmc.conf's logfile, vbmcd writes it itself.
 	logPath := filepath.Join(o.configDir, "vbmcd.log")
+	if o.vbmc.LogFile != "" {
+		logPath = os.DevNull
+	}
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("log file: %w", err)
 	}
 	defer logFile.Close()
+	if o.vbmc.LogFile != "" {
+		logPath = o.vbmc.LogFile
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err

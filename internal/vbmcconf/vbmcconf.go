@@ -60,8 +60,10 @@ type DaemonConfig struct {
 	LogFile string
 	// Debug is [log] debug.
 	Debug bool
-	// SessionTimeout is [ipmi] session_timeout.
-	SessionTimeout time.Duration
+	// SessionTimeout is [ipmi] session_timeout, and SessionTimeoutSet
+	// whether the file gives it (else VirtualBMC's default of 1 s).
+	SessionTimeout    time.Duration
+	SessionTimeoutSet bool
 }
 
 // Locate returns the virtualbmc.conf VirtualBMC would read: the first of
@@ -150,7 +152,7 @@ func LoadDaemonConfig(path string) (DaemonConfig, error) {
 		if err != nil || secs < 0 {
 			return c, bad("ipmi", "session_timeout", fmt.Errorf("%q is not a whole number of seconds", v))
 		}
-		c.SessionTimeout = time.Duration(secs) * time.Second
+		c.SessionTimeout, c.SessionTimeoutSet = time.Duration(secs)*time.Second, true
 	}
 	return c, nil
 }
@@ -200,6 +202,9 @@ func ReadNode(dir, name string) (NodeFile, error) {
 		return nf, fmt.Errorf("%s: %w", p, err)
 	case st.IsDir():
 		return nf, fmt.Errorf("%s: is a directory, not a config file", p)
+	case !st.Mode().IsRegular():
+		// A FIFO or device would block or never end the read.
+		return nf, fmt.Errorf("%s: is not a regular file (%v)", p, st.Mode().Type())
 	}
 	raw, err := os.ReadFile(p)
 	if err != nil {
@@ -247,25 +252,39 @@ func ReadNode(dir, name string) (NodeFile, error) {
 	return nf, nil
 }
 
+// NodeError is a node folder Scan could not read: its name, and why (the
+// error names the file).
+type NodeError struct {
+	// Name is the folder's name.
+	Name string
+	// Err is why it was skipped; errors.Is(err, ErrNoConfig) for a folder
+	// without a config file.
+	Err error
+}
+
+// Error is the reason, naming the file.
+func (e *NodeError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the reason.
+func (e *NodeError) Unwrap() error { return e.Err }
+
 // Scan reads every node folder under dir, sorted by name. A folder whose
-// config cannot be read is reported in problems, each naming its file, and
-// skipped; folders without a config file and plain files are ignored, as
-// VirtualBMC ignores them.
-func Scan(dir string) (nodes []NodeFile, problems []error) {
+// config cannot be read (or that has none) is reported in problems as a
+// *NodeError naming its file, and skipped, as VirtualBMC skips it; plain
+// files (govbmc's own, the control socket) and hidden folders are not
+// node folders.
+func Scan(dir string) (nodes []NodeFile, problems []*NodeError) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, []error{fmt.Errorf("read config directory: %w", err)}
+		return nil, []*NodeError{{Err: fmt.Errorf("read config directory: %w", err)}}
 	}
 	for _, e := range entries {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		nf, err := ReadNode(dir, e.Name())
-		if errors.Is(err, ErrNoConfig) {
-			continue
-		}
 		if err != nil {
-			problems = append(problems, err)
+			problems = append(problems, &NodeError{Name: e.Name(), Err: err})
 			continue
 		}
 		nodes = append(nodes, nf)

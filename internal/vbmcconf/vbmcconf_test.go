@@ -157,8 +157,9 @@ func TestScanSkipsWhatItCannotParse(t *testing.T) {
 	if want := []string{"good-a", "good-b"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("scanned %v, want %v", names, want)
 	}
-	if len(problems) != 1 || !strings.Contains(problems[0].Error(), NodePath(dir, "broken")) {
-		t.Errorf("problems %v, want one naming %s", problems, NodePath(dir, "broken"))
+	if len(problems) != 2 || problems[0].Name != "broken" || !strings.Contains(problems[0].Error(), NodePath(dir, "broken")) ||
+		problems[1].Name != "noconfig" || !errors.Is(problems[1], ErrNoConfig) || !strings.Contains(problems[1].Error(), NodePath(dir, "noconfig")) {
+		t.Errorf("problems %v, want the broken file and the folder without config, each named", problems)
 	}
 }
 
@@ -219,7 +220,7 @@ func TestLoadDaemonConfig(t *testing.T) {
 	}
 	def := Defaults()
 	if c.ConfigDir != "/root/.vbmc/conf/" || c.LogFile != "/root/.vbmc/log/virtualbmc.log" || !c.Debug ||
-		c.SessionTimeout != time.Second || c.PIDFile != def.PIDFile || c.ServerPort != 50891 || c.ShowPasswords {
+		c.SessionTimeout != time.Second || c.SessionTimeoutSet || c.PIDFile != def.PIDFile || c.ServerPort != 50891 || c.ShowPasswords {
 		t.Errorf("metal3's file read as %+v", c)
 	}
 	full := filepath.Join(dir, "full.conf")
@@ -229,7 +230,7 @@ func TestLoadDaemonConfig(t *testing.T) {
 	if c, err = LoadDaemonConfig(full); err != nil {
 		t.Fatal(err)
 	}
-	if !c.ShowPasswords || c.PIDFile != "/run/vbmc.pid" || c.ServerPort != 50892 || c.SessionTimeout != 20*time.Second || c.ConfigDir != def.ConfigDir {
+	if !c.ShowPasswords || c.PIDFile != "/run/vbmc.pid" || c.ServerPort != 50892 || c.SessionTimeout != 20*time.Second || !c.SessionTimeoutSet || c.ConfigDir != def.ConfigDir {
 		t.Errorf("full file read as %+v", c)
 	}
 	bad := filepath.Join(dir, "bad.conf")
