@@ -49,6 +49,9 @@ type Options struct {
 	// EvictIdle is how long an established session must be quiet before a
 	// login into a full table may close it; zero means DefaultEvictIdle.
 	EvictIdle time.Duration
+	// Observer receives sessions, failed logins, commands, session table
+	// and SOL occupancy and machine operation times; nil means none.
+	Observer bmc.Observer
 }
 
 // Server is one node's BMC: a UDP listener speaking IPMI 1.5 and 2.0 in
@@ -61,6 +64,7 @@ type Server struct {
 	closing sync.Once
 	// unregister takes the node out of the shared handler registry.
 	unregister func()
+	obs        *observer
 }
 
 // New binds the node's UDP listener and prepares its BMC; Serve starts
@@ -76,6 +80,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 		opts.OpTimeout = DefaultOpTimeout
 	}
 
+	m = observeMachine(m, node.Backend.Type, opts.Observer)
 	suites, err := cipherSuites(node)
 	if err != nil {
 		return nil, err
@@ -88,10 +93,12 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	state.Sessions = gobmc.NewSessionStoreWithOptions(state.Clock(), sessionOpts...)
 	sessions := newSessionTable(state.Sessions, state.SOL, cmp.Or(opts.EvictIdle, DefaultEvictIdle), log)
 	replay := newReplayGuard()
+	obs := newObserver(node.Name, opts.Observer, state)
 	state.Sessions.SetOnRemove(func(id uint32) {
 		sessions.forget(id)
 		replay.forget(id)
 		state.SOL.DeactivateBySession(id)
+		obs.tables()
 	})
 	state.SetCipherSuites(suites)
 	// A console stream that ends (a VM powered off, libvirtd restarted) is
@@ -113,11 +120,11 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("node %q: listen on %s: %w", node.Name, node.ListenAddr(), err)
 	}
 	h := &nodeHandlers{machine: m, log: log, opTimeout: opts.OpTimeout}
-	unregister := registerNode(state, h, recoverMiddleware(log), traceMiddleware(log), replay.middleware, sessions.middleware)
+	unregister := registerNode(state, h, obs.middleware, recoverMiddleware(log), traceMiddleware(log), replay.middleware, sessions.middleware)
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
-	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(sharedRegistry()))
-	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister}, nil
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, obs: obs, throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts))}, server.WithHandlerRegistry(sharedRegistry()))
+	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister, obs: obs}, nil
 }
 
 // Addr is the address the listener is bound to (with the real port when the
@@ -146,6 +153,7 @@ func (s *Server) Close() error {
 	s.closing.Do(func() {
 		err = s.srv.Close()
 		s.unregister()
+		s.obs.close()
 	})
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("node %q: close: %w", s.node.Name, err)

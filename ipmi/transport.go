@@ -36,6 +36,7 @@ type conn struct {
 	throttle *authThrottle
 	replay   *replayGuard
 	sessions *sessionTable
+	obs      *observer
 }
 
 // ReadFrom passes go-ipmi the next datagram that jobs 1 to 3 let through,
@@ -52,6 +53,7 @@ func (c *conn) ReadFrom(p []byte) (int, net.Addr, error) {
 			continue
 		}
 		c.throttleInbound(h, addr)
+		c.obs.inbound(h, addr)
 		c.sessions.inbound(h, addr)
 		return n, addr, nil
 	}
@@ -77,6 +79,7 @@ func (c *conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	c.fixActivateSession(p, h)
 	c.sessions.outbound(h, addr)
 	c.throttleOutbound(h, addr)
+	c.obs.outbound(h, addr)
 	return c.UDPConn.WriteTo(p, addr)
 }
 

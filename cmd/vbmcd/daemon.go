@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +17,7 @@ import (
 	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/config"
 	"github.com/govbmc/govbmc/internal/control"
+	"github.com/govbmc/govbmc/internal/metrics"
 	"github.com/govbmc/govbmc/internal/vbmcconf"
 	"github.com/govbmc/govbmc/internal/version"
 	"github.com/govbmc/govbmc/ipmi"
@@ -40,11 +43,14 @@ func newManager(log *slog.Logger, backends *bmc.Backends, opts ipmi.Options) *bm
 // runDaemon serves until ctx ends: the stored BMCs, the fleet file's, and
 // the control socket.
 func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
-	var fleet []bmc.Node
+	var fleet config.Fleet
 	if o.configFile != "" {
 		var err error
-		if fleet, err = config.Load(o.configFile); err != nil {
+		if fleet, err = config.LoadFleet(o.configFile); err != nil {
 			return err
+		}
+		if o.metricsAddress == "" {
+			o.metricsAddress = fleet.MetricsAddress
 		}
 	}
 	store, err := bmc.OpenStore(o.configDir)
@@ -64,11 +70,25 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	if o.vbmc.SessionTimeoutSet {
 		ipmiOpts.SessionTimeout = o.vbmc.SessionTimeout
 	}
+	var met *metrics.Metrics
+	if o.metricsAddress != "" {
+		met = metrics.New()
+		ipmiOpts.Observer = met
+		backends.SetObserver(met)
+	}
 	mgr := newManager(log, backends, ipmiOpts)
 	mgr.UseStore(store)
+	if met != nil {
+		mgr.OnDelete(met.Forget)
+		stopMetrics, err := serveMetrics(o.metricsAddress, met, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	started := 0
-	for _, n := range fleet {
+	for _, n := range fleet.Nodes {
 		if err := mgr.AddReadOnly(ctx, n); err != nil {
 			return err
 		}
@@ -76,9 +96,9 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 			started++
 		}
 	}
-	if len(fleet) > 0 && started == 0 {
+	if len(fleet.Nodes) > 0 && started == 0 {
 		_ = mgr.Close()
-		return fmt.Errorf("none of the %d nodes in %s could start (see the log)", len(fleet), o.configFile)
+		return fmt.Errorf("none of the %d nodes in %s could start (see the log)", len(fleet.Nodes), o.configFile)
 	}
 	for _, err := range mgr.Restore(ctx) {
 		log.Error("restoring a stored BMC", "err", err)
@@ -124,6 +144,31 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	log.Info("vbmcd stopped")
 	return nil
+}
+
+// serveMetrics serves met at http://addr/metrics until stop is called.
+func serveMetrics(addr string, met *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", met.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics endpoint failed", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "url", "http://"+l.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
 }
 
 // logVirtualBMCConfig says which virtualbmc.conf vbmcd read and what of it
@@ -204,6 +249,9 @@ func daemonize(o options) error {
 		return err
 	}
 	args := []string{"--foreground", "--config-dir", o.configDir, "--pid-file", o.pidFile, "--log-level", o.logLevel, "--log-format", o.logFormat}
+	if o.metricsAddress != "" {
+		args = append(args, "--metrics-address", o.metricsAddress)
+	}
 	child := exec.Command(self, args...)
 	child.Stdout, child.Stderr = logFile, logFile
 	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
