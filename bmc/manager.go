@@ -1,6 +1,7 @@
 package bmc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,7 +72,8 @@ type Manager struct {
 	frontends FrontendFactory
 	log       *slog.Logger
 
-	store  *Store // where added nodes persist; nil: nothing persists
+	store  *Store    // where nodes persist and are restored from; nil: nothing persists
+	adds   Persister // where added nodes persist, when not the store
 	checks AddChecks
 
 	onDelete []func(name string)
@@ -109,6 +111,10 @@ type Persister interface {
 // deletes (except read-only ones and adopted ones, which keep their own
 // Persister) in s.
 func (m *Manager) UseStore(s *Store) { m.store = s }
+
+// PersistAddsWith makes nodes added from now on persist through p rather
+// than the store (which still restores the nodes it holds).
+func (m *Manager) PersistAddsWith(p Persister) { m.adds = p }
 
 // stored is the Persister of the nodes the manager's store keeps, nil
 // without a store.
@@ -158,7 +164,7 @@ func (m *Manager) Add(ctx context.Context, n Node) error {
 	}
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
-	if err := m.register(n, false, false, m.stored(), true); err != nil {
+	if err := m.register(n, false, false, cmp.Or(m.adds, m.stored()), true); err != nil {
 		return err
 	}
 	m.log.Info("node added", "node", n.Name, "listen", n.ListenAddr(), "backend", n.Backend.Type)

@@ -78,6 +78,9 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	mgr := newManager(log, backends, ipmiOpts)
 	mgr.UseStore(store)
+	// A node VirtualBMC could serve is added as its VirtualBMC file, so
+	// that VirtualBMC reads the same directory.
+	mgr.PersistAddsWith(vbmcconf.NewStore(o.configDir, store))
 	if met != nil {
 		mgr.OnDelete(met.Forget)
 		stopMetrics, err := serveMetrics(o.metricsAddress, met, log)

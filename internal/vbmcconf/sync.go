@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -90,14 +89,6 @@ func NewSyncer(dir string, mgr *bmc.Manager, log *slog.Logger) *Syncer {
 	return &Syncer{dir: dir, mgr: mgr, log: log, applied: map[string]NodeFile{}, reported: map[string]string{}}
 }
 
-// Owns reports whether the node named name was adopted from its file.
-func (s *Syncer) Owns(name string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.applied[name]
-	return ok
-}
-
 // Rescan reads the directory once and applies it.
 func (s *Syncer) Rescan(ctx context.Context) {
 	s.mu.Lock()
@@ -175,10 +166,14 @@ func (s *Syncer) apply(ctx context.Context, nf NodeFile) error {
 		s.log.Info("config file changed; applied", "node", nf.Name, "path", nf.Path, "active", nf.Active)
 		return nil
 	}
-	if _, err := s.mgr.Get(nf.Name); err == nil {
-		return fmt.Errorf("%s: node %q is already served from govbmc's own files; this file is skipped", nf.Path, nf.Name)
+	if st, err := s.mgr.Get(nf.Name); err == nil {
+		return s.claim(ctx, nf, n, st)
 	}
-	if err := s.mgr.Adopt(ctx, n, nf.Active, filePersister{dir: s.dir}); err != nil {
+	if err := s.mgr.Adopt(ctx, n, nf.Active, filePersister{dir: s.dir}); errors.Is(err, bmc.ErrExists) {
+		if st, err := s.mgr.Get(nf.Name); err == nil { // added meanwhile
+			return s.claim(ctx, nf, n, st)
+		}
+	} else if err != nil {
 		return fmt.Errorf("%s: %w (skipped)", nf.Path, s.explain(err))
 	}
 	s.applied[nf.Name] = nf
@@ -189,6 +184,21 @@ func (s *Syncer) apply(ctx context.Context, nf NodeFile) error {
 		}
 		sort.Strings(keys)
 		s.log.Warn("config file has keys VirtualBMC does not know; they are ignored", "path", nf.Path, "keys", strings.Join(keys, ","))
+	}
+	return nil
+}
+
+// claim takes as the file's a node the manager already has: one vbmc add
+// wrote this file for (Store), the same node. A different node of that
+// name (govbmc's own file, the fleet file) keeps it, and the file is
+// skipped.
+func (s *Syncer) claim(ctx context.Context, nf NodeFile, n bmc.Node, st bmc.NodeStatus) error {
+	if st.ReadOnly || !reflect.DeepEqual(st.Node, n) {
+		return fmt.Errorf("%s: node %q is already served from govbmc's own files; this file is skipped", nf.Path, nf.Name)
+	}
+	s.applied[nf.Name] = nf
+	if err := s.mgr.Apply(ctx, n, nf.Active); err != nil {
+		return fmt.Errorf("%s: %w", nf.Path, err)
 	}
 	return nil
 }
@@ -212,16 +222,4 @@ func (s *Syncer) report(path string, err error) {
 	}
 	s.reported[path] = msg
 	s.log.Warn("VirtualBMC config file not served", "path", path, "err", msg)
-}
-
-// Nodes names the nodes adopted from their files, sorted.
-func (s *Syncer) Nodes() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	names := make([]string, 0, len(s.applied))
-	for n := range s.applied {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }

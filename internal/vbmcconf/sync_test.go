@@ -257,3 +257,69 @@ func TestSyncerBadInput(t *testing.T) {
 	}
 	once("unreadable permissions", "level=WARN", NodePath(dir, "unreadable"), "permission denied")
 }
+
+func TestAddedNodesAreWrittenAsVirtualBMCWritesThem(t *testing.T) {
+	dir := t.TempDir()
+	json, err := bmc.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newServed(t)
+	s.mgr.UseStore(json)
+	s.mgr.PersistAddsWith(NewStore(dir, json))
+	sy := NewSyncer(dir, s.mgr, slog.New(slog.NewTextHandler(s.logs, nil)))
+	ctx := context.Background()
+	lvNode := bmc.Node{Name: "vm-1", Address: "::", Port: 6250,
+		Users:   []bmc.User{{Name: "admin", Password: "p%ss"}},
+		Backend: bmc.Backend{Type: libvirtconn.BackendType, Config: libvirtconn.Config{URI: "qemu:///system"}}}
+	if err := s.mgr.Add(ctx, lvNode); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(NodePath(dir, "vm-1"))
+	want := "[VirtualBMC]\nusername = admin\npassword = p%%ss\naddress = ::\nport = 6250\ndomain_name = vm-1\nlibvirt_uri = qemu:///system\nactive = False\n\n"
+	if err != nil || string(raw) != want {
+		t.Fatalf("vbmc add of a libvirt node wrote %q (%v), want VirtualBMC's file %q", raw, err, want)
+	}
+	simNode := bmc.Node{Name: "sim-1", Address: "127.0.0.1", Port: 6251, Users: []bmc.User{{Name: "admin", Password: "password"}}}
+	if err := s.mgr.Add(ctx, simNode); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sim-1.json")); err != nil {
+		t.Errorf("a node VirtualBMC cannot serve is not in govbmc's own file: %v", err)
+	}
+
+	sy.Rescan(ctx) // sees vm-1's new folder: the node it already serves
+	if err := s.mgr.Start(ctx, "vm-1"); err != nil {
+		t.Fatal(err)
+	}
+	sy.Rescan(ctx)
+	if nf, err := ReadNode(dir, "vm-1"); err != nil || !nf.Active || s.status("vm-1") != "running" {
+		t.Errorf("after vbmc start: file active %v (%v), node %s", nf.Active, err, s.status("vm-1"))
+	}
+	if strings.Contains(s.logs.String(), "level=WARN") {
+		t.Errorf("warnings about a file vbmc add wrote:\n%s", s.logs)
+	}
+	// Another tool stops it, as in VirtualBMC.
+	if err := SetActive(dir, "vm-1", false); err != nil {
+		t.Fatal(err)
+	}
+	sy.Rescan(ctx)
+	if s.status("vm-1") != "down" {
+		t.Errorf("vm-1 after active = False: %s", s.status("vm-1"))
+	}
+	if err := s.mgr.Delete("vm-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "vm-1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("vbmc delete left the folder: %v", err)
+	}
+}
+
+func TestVirtualBMCNoneIsUnset(t *testing.T) {
+	dir := t.TempDir()
+	writeNode(t, dir, "n", strings.Replace(virtualBMCNode, "libvirt_sasl_username = govbmc\nlibvirt_sasl_password = secret", "libvirt_sasl_username = None\nlibvirt_sasl_password = None", 1))
+	nf, err := ReadNode(dir, "n")
+	if err != nil || nf.LibvirtSASLUsername != "" || nf.LibvirtSASLPassword != "" {
+		t.Errorf("Python's None read as %q/%q (%v), want unset", nf.LibvirtSASLUsername, nf.LibvirtSASLPassword, err)
+	}
+}

@@ -232,7 +232,7 @@ func ReadNode(dir, name string) (NodeFile, error) {
 	}
 	nf.Username, nf.Password = vals["username"], vals["password"]
 	nf.Address, nf.DomainName, nf.LibvirtURI = vals["address"], vals["domain_name"], vals["libvirt_uri"]
-	nf.LibvirtSASLUsername, nf.LibvirtSASLPassword = vals["libvirt_sasl_username"], vals["libvirt_sasl_password"]
+	nf.LibvirtSASLUsername, nf.LibvirtSASLPassword = none(vals["libvirt_sasl_username"]), none(vals["libvirt_sasl_password"])
 	port, ok := vals["port"]
 	if !ok {
 		return nf, fmt.Errorf("%s: [%s] port: missing", p, NodeSection)
@@ -305,7 +305,7 @@ func SetActive(dir, name string, active bool) error {
 		return fmt.Errorf("%s: no [%s] section", p, NodeSection)
 	}
 	// VirtualBMC writes str(bool): "True" or "False".
-	s.Key("active").SetValue(strings.ToUpper(strconv.FormatBool(active)[:1]) + strconv.FormatBool(active)[1:])
+	s.Key("active").SetValue(pyBool(active))
 	var b strings.Builder
 	if _, err := f.WriteTo(&b); err != nil {
 		return fmt.Errorf("%s: %w", p, err)
@@ -334,6 +334,15 @@ func ParseBool(s string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%q is not a boolean (want True or False)", s)
+}
+
+// none reads Python's str(None), which VirtualBMC's vbmc add may write
+// for SASL settings it was not given, as unset.
+func none(s string) string {
+	if s == "None" {
+		return ""
+	}
+	return s
 }
 
 // unescape undoes configparser's interpolation escape: "%%" reads as "%".
