@@ -63,16 +63,28 @@ if command -v libvirtd >/dev/null; then
   fi
 fi
 
+# daemon starts a daemon without the descriptors this script inherited:
+# run under `flock /tmp/govbmc-libvirt.lock` (without -o), a libvirtd
+# started here would hold the tests' lock for as long as it lives, and
+# every test waiting for it would wait forever.
+daemon() (
+  for fd in /proc/self/fd/*; do
+    n=${fd##*/}
+    if [ "$n" -gt 2 ]; then eval "exec $n>&-"; fi
+  done
+  exec "$@"
+)
+
 if command -v libvirtd >/dev/null; then
   mkdir -p /run/libvirt
-  pgrep -x virtlogd >/dev/null || virtlogd -d
+  pgrep -x virtlogd >/dev/null || daemon virtlogd -d
   if { [ "$kvm_changed" = yes ] || [ "$hook_changed" = yes ]; } && pgrep -x libvirtd >/dev/null; then
     # It probed QEMU without KVM access, or started without the hook:
     # start it again (running domains keep running; it reconnects to them).
     pkill -x libvirtd || true
     for _ in $(seq 50); do pgrep -x libvirtd >/dev/null || break; sleep 0.1; done
   fi
-  pgrep -x libvirtd >/dev/null || libvirtd -d
+  pgrep -x libvirtd >/dev/null || daemon libvirtd -d
   for _ in $(seq 100); do [ -S /var/run/libvirt/libvirt-sock ] && break; sleep 0.1; done
   if command -v virsh >/dev/null; then
     timeout 300 virsh -c qemu:///system domcapabilities >/dev/null 2>&1 || \

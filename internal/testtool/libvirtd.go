@@ -24,6 +24,10 @@ var startSystemLibvirtd = sync.OnceValue(func() error {
 	if err := os.MkdirAll("/run/libvirt", 0o755); err != nil {
 		return err
 	}
+	// The daemons must not inherit the descriptors this test process
+	// inherited: started under `flock /tmp/govbmc-libvirt.lock` (without
+	// -o), a libvirtd would hold the tests' lock for as long as it lives.
+	closeInheritedOnExec()
 	// virtlogd may already run; libvirtd needs it for qemu domains.
 	_ = exec.Command("virtlogd", "-d").Run()
 	if out, err := exec.Command("libvirtd", "-d").CombinedOutput(); err != nil {
@@ -31,6 +35,22 @@ var startSystemLibvirtd = sync.OnceValue(func() error {
 	}
 	return waitSocket(SystemLibvirtSocket, 20*time.Second)
 })
+
+// closeInheritedOnExec marks every descriptor above stderr close-on-exec
+// (Go opens its own so; inherited ones are not), so that no program this
+// process starts keeps them.
+func closeInheritedOnExec() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		var fd int
+		if _, err := fmt.Sscan(e.Name(), &fd); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
 
 // SystemLibvirtd makes sure the system libvirtd runs (starting it the way
 // DESIGN.md says, without systemd) and returns its socket. Without
