@@ -75,21 +75,6 @@ func (s *served) started(name string) bmc.Node {
 	return s.last[name]
 }
 
-// lines counts the log lines holding every one of parts.
-func (s *served) lines(parts ...string) int {
-	n := 0
-	for _, l := range strings.Split(s.logs.String(), "\n") {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(l, p)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
 func TestSyncerServesTheDirectoryAndWritesBack(t *testing.T) {
 	dir := t.TempDir()
 	writeNode(t, dir, "node_0", metal3Node)
@@ -185,7 +170,7 @@ func TestSyncerKeepsARunningNodeThroughAHalfWrittenFile(t *testing.T) {
 		t.Fatalf("node_0 after a half-written file: %s on %d, want running on 6230", s.status("node_0"), s.started("node_0").Port)
 	}
 	path := NodePath(dir, "node_0")
-	if n := s.lines("level=WARN", path, "port: missing", "keeps its last good configuration"); n != 1 {
+	if n := s.logs.Lines("level=WARN", path, "port: missing", "keeps its last good configuration"); n != 1 {
 		t.Errorf("%d log lines about the half-written file over three rescans, want 1:\n%s", n, s.logs)
 	}
 	writeNode(t, dir, "node_0", strings.Replace(metal3Node, "port = 6230", "port = 6231", 1))
@@ -230,7 +215,7 @@ func TestSyncerBadInput(t *testing.T) {
 	}
 	once := func(what string, parts ...string) {
 		t.Helper()
-		if n := s.lines(parts...); n != 1 {
+		if n := s.logs.Lines(parts...); n != 1 {
 			t.Errorf("%s: %d log lines with %q over three rescans, want 1:\n%s", what, n, parts, s.logs)
 		}
 	}

@@ -292,25 +292,51 @@ func Scan(dir string) (nodes []NodeFile, problems []*NodeError) {
 	return nodes, problems
 }
 
-// SetActive rewrites the node's active line, atomically, leaving every other
-// line as VirtualBMC's configparser would read it.
+// SetActive rewrites the node's active line, atomically, leaving every
+// other byte of the file as it was (comments, spacing, key order): the
+// active line of the [VirtualBMC] section gets VirtualBMC's str(bool), or
+// one is added at the section's end when it has none.
 func SetActive(dir, name string, active bool) error {
 	p := NodePath(dir, name)
-	f, err := ini.LoadSources(loadOptions, p)
+	raw, err := os.ReadFile(p)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
-	s, err := f.GetSection(NodeSection)
-	if err != nil {
+	// The file must read as a node file before and after.
+	if _, err := ReadNode(dir, name); err != nil {
+		return err
+	}
+	lines := strings.SplitAfter(string(raw), "\n")
+	section, at, end := "", -1, -1
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]") {
+			section = t[1 : len(t)-1]
+			continue
+		}
+		if section != NodeSection {
+			continue
+		}
+		if t != "" && !strings.HasPrefix(t, "#") && !strings.HasPrefix(t, ";") {
+			end = i
+		}
+		if key, _, ok := strings.Cut(strings.NewReplacer(":", "=").Replace(t), "="); ok && strings.EqualFold(strings.TrimSpace(key), "active") {
+			at = i
+		}
+	}
+	if end < 0 && at < 0 {
 		return fmt.Errorf("%s: no [%s] section", p, NodeSection)
 	}
-	// VirtualBMC writes str(bool): "True" or "False".
-	s.Key("active").SetValue(pyBool(active))
-	var b strings.Builder
-	if _, err := f.WriteTo(&b); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
+	line := "active = " + pyBool(active) + "\n"
+	if at >= 0 {
+		lines[at] = line
+	} else {
+		if !strings.HasSuffix(lines[end], "\n") {
+			lines[end] += "\n"
+		}
+		lines = append(lines[:end+1], append([]string{line}, lines[end+1:]...)...)
 	}
-	return bmc.WriteFileAtomic(filepath.Dir(p), p, []byte(b.String()))
+	return bmc.WriteFileAtomic(filepath.Dir(p), p, []byte(strings.Join(lines, "")))
 }
 
 // Delete removes a node's folder, as `vbmc delete` does in VirtualBMC.

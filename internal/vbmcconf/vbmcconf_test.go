@@ -186,6 +186,24 @@ func TestSetActiveKeepsTheRest(t *testing.T) {
 	if got, _ := ReadNode(dir, "node-1"); got.Active {
 		t.Error("SetActive(false) left it active")
 	}
+	if raw, _ := os.ReadFile(NodePath(dir, "node-1")); string(raw) != "# written by hand\n"+virtualBMCNode {
+		t.Errorf("True then False: the file is not byte for byte what was written:\n%s", raw)
+	}
+	// metal3's file, its spacing kept; a file without an active line gets one.
+	writeNode(t, dir, "m", "[VirtualBMC]\nusername=admin\nport=6230\ndomain_name=m\nACTIVE: true\n[other]\nactive = x\n")
+	if err := SetActive(dir, "m", false); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(NodePath(dir, "m")); string(raw) != "[VirtualBMC]\nusername=admin\nport=6230\ndomain_name=m\nactive = False\n[other]\nactive = x\n" {
+		t.Errorf("SetActive rewrote more than the active line:\n%s", raw)
+	}
+	writeNode(t, dir, "n", "[VirtualBMC]\nport = 6230\ndomain_name = n\n\n# end\n")
+	if err := SetActive(dir, "n", true); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(NodePath(dir, "n")); string(raw) != "[VirtualBMC]\nport = 6230\ndomain_name = n\nactive = True\n\n# end\n" {
+		t.Errorf("SetActive without an active line:\n%s", raw)
+	}
 	if leftovers, _ := filepath.Glob(filepath.Join(dir, "node-1", ".tmp-*")); len(leftovers) != 0 {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
