@@ -33,7 +33,7 @@ type vbmcHome struct {
 
 // startVirtualBMCHome writes ~/.vbmc/virtualbmc.conf (config_dir in
 // ~/.vbmc/conf, a logfile, debug) and starts vbmcd --foreground there.
-func startVirtualBMCHome(t *testing.T, nodes map[string]string, confExtra string) *vbmcHome {
+func startVirtualBMCHome(t *testing.T, nodes map[string]string, confExtra string, args ...string) *vbmcHome {
 	t.Helper()
 	home := t.TempDir()
 	h := &vbmcHome{t: t, conf: filepath.Join(home, ".vbmc", "conf"), logs: &testtool.Buffer{},
@@ -49,7 +49,7 @@ func startVirtualBMCHome(t *testing.T, nodes map[string]string, confExtra string
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--foreground")
+	cmd := exec.Command(bin, append([]string{"--foreground"}, args...)...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = h.env, h.logs, h.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -230,5 +230,37 @@ func TestVirtualBMCBadFilesLoggedOnce(t *testing.T) {
 	}
 	if h.status("a-good") == "" || h.status("b-same-port") != "" {
 		t.Errorf("a-good %q, b-same-port %q: want the first served and the second refused", h.status("a-good"), h.status("b-same-port"))
+	}
+}
+
+// TestMetricsOfADeletedNodeGo: the series of a node whose folder another
+// tool removed are gone from the next scrape.
+func TestMetricsOfADeletedNodeGo(t *testing.T) {
+	testtool.Require(t, "ipmitool")
+	ports := freeUDPPorts(t, 2)
+	h := startVirtualBMCHome(t, map[string]string{"keep": nodeFile(ports[0], "True"), "gone": nodeFile(ports[1], "True")}, "", "--metrics-address", "127.0.0.1:0")
+	url := (&daemon{logs: h.logs}).metricsURL(t)
+	for _, p := range ports {
+		if !listening(t, p) {
+			t.Fatalf("the BMC on %d does not answer", p)
+		}
+	}
+	opened := func(node string) (float64, bool) {
+		return testtool.Scrape(t, url).Value("govbmc_sessions_opened_total", map[string]string{"node": node})
+	}
+	for _, node := range []string{"keep", "gone"} {
+		if n, ok := opened(node); !ok || n != 1 {
+			t.Fatalf("sessions opened on %s: %v (present %v), want 1", node, n, ok)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(h.conf, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	testtool.Eventually(t, 3*time.Second, "the removed node's series gone", func() bool {
+		_, ok := opened("gone")
+		return !ok
+	})
+	if n, ok := opened("keep"); !ok || n != 1 {
+		t.Errorf("the other node's series: %v (present %v), want 1", n, ok)
 	}
 }
