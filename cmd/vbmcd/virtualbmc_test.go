@@ -264,3 +264,84 @@ func TestMetricsOfADeletedNodeGo(t *testing.T) {
 		t.Errorf("the other node's series: %v (present %v), want 1", n, ok)
 	}
 }
+
+// TestVirtualBMCUnreadableFile runs vbmcd as nobody (root reads any file)
+// on a directory where one node file is root's, mode 0600: that file is
+// logged once, naming it, and the other node is served.
+func TestVirtualBMCUnreadableFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run vbmcd as nobody")
+	}
+	setpriv := testtool.Require(t, "setpriv")
+	ports := freeUDPPorts(t, 2)
+	// Not t.TempDir(): nobody must reach it through its parents.
+	root, err := os.MkdirTemp("", "vbmcd-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := buildDaemon()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(bin) // its folder is root's alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	vbmcd := filepath.Join(root, "vbmcd")
+	if err := os.WriteFile(vbmcd, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(root, "home")
+	conf := filepath.Join(home, ".vbmc")
+	for name, port := range map[string]int{"readable": ports[0], "private": ports[1]} {
+		if err := os.MkdirAll(filepath.Join(conf, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(conf, name, "config"), []byte(nodeFile(port, "True")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("chown", "-R", "nobody:nogroup", home).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v: %s", err, out)
+	}
+	private := filepath.Join(conf, "private", "config")
+	if err := os.Chown(private, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(private, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &testtool.Buffer{}
+	cmd := exec.Command(setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", vbmcd, "--foreground")
+	cmd.Env, cmd.Stdout, cmd.Stderr = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}, logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("vbmcd output:\n%s", logs)
+		}
+	})
+	testtool.Eventually(t, 10*time.Second, "vbmcd serving", func() bool { return strings.Contains(logs.String(), "vbmcd serving") })
+	if logs.Lines("node started", "node=readable") != 1 {
+		t.Error("the readable node is not served")
+	}
+	// The next rescans, seen: a node added after them is served.
+	port := freeUDPPorts(t, 1)[0]
+	if err := os.MkdirAll(filepath.Join(conf, "later"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(conf, "later", "config"), []byte(nodeFile(port, "True")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testtool.Eventually(t, 3*time.Second, "a node added later served", func() bool { return logs.Lines("node started", "node=later") == 1 })
+	if n := logs.Lines("level=WARN", private, "permission denied"); n != 1 {
+		t.Errorf("%d log lines name the unreadable file with its reason, want 1", n)
+	}
+}
