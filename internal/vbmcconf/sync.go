@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -214,12 +215,17 @@ func (s *Syncer) explain(err error) error {
 	return err
 }
 
-// report logs a file's problem once: again only when the problem changes.
+// report logs a file's problem once: again only when the problem or the
+// file changes, never on every rescan.
 func (s *Syncer) report(path string, err error) {
 	msg := err.Error()
-	if s.reported[path] == msg {
+	key := msg
+	if st, err := os.Stat(path); err == nil {
+		key = fmt.Sprintf("%s\x00%v\x00%d", msg, st.ModTime().UnixNano(), st.Size())
+	}
+	if s.reported[path] == key {
 		return
 	}
-	s.reported[path] = msg
+	s.reported[path] = key
 	s.log.Warn("VirtualBMC config file not served", "path", path, "err", msg)
 }

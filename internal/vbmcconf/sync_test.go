@@ -173,6 +173,13 @@ func TestSyncerKeepsARunningNodeThroughAHalfWrittenFile(t *testing.T) {
 	if n := s.logs.Lines("level=WARN", path, "port: missing", "keeps its last good configuration"); n != 1 {
 		t.Errorf("%d log lines about the half-written file over three rescans, want 1:\n%s", n, s.logs)
 	}
+	// Written again, as broken: logged again, once.
+	writeNode(t, dir, "node_0", half+"# still being written\n")
+	sy.Rescan(ctx)
+	sy.Rescan(ctx)
+	if n := s.logs.Lines("level=WARN", path, "port: missing"); n != 2 {
+		t.Errorf("%d log lines after the file was written again, still broken; want 2", n)
+	}
 	writeNode(t, dir, "node_0", strings.Replace(metal3Node, "port = 6230", "port = 6231", 1))
 	sy.Rescan(ctx)
 	if s.status("node_0") != "running" || s.started("node_0").Port != 6231 {
