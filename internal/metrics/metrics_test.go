@@ -76,3 +76,29 @@ func TestObserverSeries(t *testing.T) {
 		t.Error("a forgotten node's commands are still served")
 	}
 }
+
+// BenchmarkScrape1000Nodes measures a scrape of a fleet of 1,000 nodes that
+// each answered Ironic's usual commands, and reports its size.
+func BenchmarkScrape1000Nodes(b *testing.B) {
+	m := New()
+	commands := []string{"Get Channel Authentication Capabilities", "Get Channel Cipher Suites", "Set Session Privilege Level",
+		"Get Chassis Status", "Chassis Control", "Set System Boot Options", "Get System Boot Options", "Close Session"}
+	for i := range 1000 {
+		node := fmt.Sprintf("node-%04d", i)
+		m.SessionOpened(node)
+		m.LoginFailed(node)
+		m.SessionTable(node, 1)
+		m.SOLSessions(node, 0)
+		for _, c := range commands {
+			m.Command(node, c, 0)
+		}
+	}
+	m.Operation("power_state", "libvirt", time.Millisecond, nil)
+	var size int
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		size = rec.Body.Len()
+	}
+	b.ReportMetric(float64(size), "bytes/scrape")
+}
