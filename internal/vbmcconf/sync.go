@@ -128,11 +128,13 @@ func (s *Syncer) Rescan(ctx context.Context) {
 			continue
 		}
 		delete(s.applied, name)
-		if err := s.mgr.Forget(name); err != nil && !errors.Is(err, bmc.ErrNotFound) {
+		switch err := s.mgr.Forget(name); {
+		case errors.Is(err, bmc.ErrNotFound): // vbmc delete removed it
+		case err != nil:
 			s.log.Error("forgetting a node whose config file is gone", "node", name, "err", err)
-			continue
+		default:
+			s.log.Info("config file removed; node forgotten", "node", name, "path", NodePath(s.dir, name))
 		}
-		s.log.Info("config file removed; node forgotten", "node", name, "path", NodePath(s.dir, name))
 	}
 	for path := range s.reported {
 		if !problemAt[path] {
