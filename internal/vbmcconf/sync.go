@@ -172,11 +172,10 @@ func (s *Syncer) apply(ctx context.Context, nf NodeFile) error {
 	if st, err := s.mgr.Get(nf.Name); err == nil {
 		return s.claim(ctx, nf, n, st)
 	}
-	if err := s.mgr.Adopt(ctx, n, nf.Active, filePersister{dir: s.dir}); errors.Is(err, bmc.ErrExists) {
-		if st, err := s.mgr.Get(nf.Name); err == nil { // added meanwhile
+	if err := s.mgr.Adopt(ctx, n, nf.Active, filePersister{dir: s.dir}); err != nil {
+		if st, gerr := s.mgr.Get(nf.Name); errors.Is(err, bmc.ErrExists) && gerr == nil { // added meanwhile
 			return s.claim(ctx, nf, n, st)
 		}
-	} else if err != nil {
 		return fmt.Errorf("%s: %w (skipped)", nf.Path, s.explain(err))
 	}
 	s.applied[nf.Name] = nf
