@@ -182,8 +182,12 @@ func logVirtualBMCConfig(log *slog.Logger, o options) {
 		log.Info("no virtualbmc.conf found; VirtualBMC's defaults apply", "looked_in", "$"+vbmcconf.EnvConfig+", ~/.vbmc/virtualbmc.conf, /etc/virtualbmc/virtualbmc.conf")
 		return
 	}
+	timeout := "unset (IPMI sessions idle out after 60s)"
+	if c.SessionTimeoutSet {
+		timeout = c.SessionTimeout.String()
+	}
 	log.Info("virtualbmc.conf read", "path", c.Path, "config_dir", o.configDir, "pid_file", o.pidFile,
-		"show_passwords", c.ShowPasswords, "logfile", c.LogFile, "debug", c.Debug, "session_timeout", c.SessionTimeout)
+		"show_passwords", c.ShowPasswords, "logfile", c.LogFile, "debug", c.Debug, "session_timeout", timeout)
 	log.Info("virtualbmc.conf server_port is not used: vbmc talks to vbmcd over the control socket", "server_port", c.ServerPort,
 		"socket", filepath.Join(o.configDir, control.SocketName))
 }
