@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/digitalocean/go-libvirt"
 	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/testtool"
 	"github.com/govbmc/govbmc/ipmi"
@@ -88,73 +87,6 @@ func get(t *testing.T, p *libvirtconn.Pool, uri string) *libvirtconn.Conn {
 	return c
 }
 
-// define defines a domain from an XML template with one %s for its name and
-// undefines it at the end of the test.
-func define(t *testing.T, c *libvirtconn.Conn, name, tmpl string, args ...any) {
-	t.Helper()
-	doc := fmt.Sprintf(tmpl, append([]any{name}, args...)...)
-	err := c.Do(ctxFor(t), func(lv *libvirt.Libvirt) error {
-		_, err := lv.DomainDefineXML(doc)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("define %s: %v", name, err)
-	}
-	t.Cleanup(func() { undefine(c, name) })
-}
-
-func undefine(c *libvirtconn.Conn, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	_ = c.Do(ctx, func(lv *libvirt.Libvirt) error {
-		dom, err := lv.DomainLookupByName(name)
-		if err != nil {
-			return err
-		}
-		_ = lv.DomainDestroy(dom)
-		if err := lv.DomainUndefineFlags(dom, libvirt.DomainUndefineNvram); err != nil {
-			return lv.DomainUndefine(dom) // drivers without NVRAM (test) refuse the flag
-		}
-		return nil
-	})
-}
-
-// state reads a domain's state from libvirt directly (what `virsh domstate` says).
-func state(t *testing.T, c *libvirtconn.Conn, name string) libvirt.DomainState {
-	t.Helper()
-	var st int32
-	err := c.Do(ctxFor(t), func(lv *libvirt.Libvirt) error {
-		dom, err := lv.DomainLookupByName(name)
-		if err != nil {
-			return err
-		}
-		st, _, err = lv.DomainGetState(dom, 0)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return libvirt.DomainState(st)
-}
-
-// inactiveXML reads a domain's persistent definition.
-func inactiveXML(t *testing.T, c *libvirtconn.Conn, name string) string {
-	t.Helper()
-	var doc string
-	err := c.Do(ctxFor(t), func(lv *libvirt.Libvirt) error {
-		dom, err := lv.DomainLookupByName(name)
-		if err != nil {
-			return err
-		}
-		doc, err = lv.DomainGetXMLDesc(dom, libvirt.DomainXMLInactive|libvirt.DomainXMLSecure)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return doc
-}
-
 func mustContain(t *testing.T, out string, wants ...string) {
 	t.Helper()
 	for _, w := range wants {
@@ -162,8 +94,4 @@ func mustContain(t *testing.T, out string, wants ...string) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}
 	}
-}
-
-func domainName(t *testing.T, suffix string) string {
-	return strings.ToLower(strings.NewReplacer("/", "-", " ", "-", "_", "-").Replace("govbmc-" + t.Name() + suffix))
 }

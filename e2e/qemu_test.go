@@ -71,20 +71,20 @@ func TestQemuPowerAndPXEBoot(t *testing.T) {
 	testtool.SystemLibvirtd(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	c := get(t, pool(t), "qemu:///system")
-	name := domainName(t, "")
+	name := testtool.DomainName(t, "")
 	logPath := serialLog(t)
 	blank := filepath.Join(filepath.Dir(logPath), "blank.iso")
 	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	define(t, c, name, qemuDomain, testtool.VirtType(), logPath, blank)
+	testtool.DefineDomain(t, c, name, qemuDomain, testtool.VirtType(), logPath, blank)
 	n := serveDomain(t, c, name)
 
 	// PXE, next boot only.
 	n.must("chassis", "bootdev", "pxe")
 	mustContain(t, n.must("chassis", "bootparam", "get", "5"), "Force PXE", "Options apply to only next boot")
 	mustContain(t, n.must("power", "on"), "Up/On")
-	if state(t, c, name) != libvirt.DomainRunning {
+	if testtool.DomainState(t, c, name) != libvirt.DomainRunning {
 		t.Fatal("VM not running after power on")
 	}
 	testtool.Eventually(t, 90*time.Second, "the VM PXE-boots (iPXE runs on its serial console)", func() bool {
@@ -94,17 +94,17 @@ func TestQemuPowerAndPXEBoot(t *testing.T) {
 		t.Fatalf("first boot device %q, want the NIC's ROM (PXE):\n%s", dev, readLog(logPath))
 	}
 	// The override was for one boot: the definition is back to the disk.
-	if doc := inactiveXML(t, c, name); !strings.Contains(doc, "<boot dev='hd'/>") || strings.Contains(doc, "network") {
+	if doc := testtool.InactiveXML(t, c, name); !strings.Contains(doc, "<boot dev='hd'/>") || strings.Contains(doc, "network") {
 		t.Fatalf("definition after the PXE boot:\n%s", doc)
 	}
-	if !strings.Contains(inactiveXML(t, c, name), "passwd='vncsecr8'") {
+	if !strings.Contains(testtool.InactiveXML(t, c, name), "passwd='vncsecr8'") {
 		t.Fatal("the VNC password was lost")
 	}
 
 	mustContain(t, n.must("power", "diag"), "Diag")
 	mustContain(t, n.must("power", "soft"), "Soft") // no guest OS: ACPI is ignored
 	mustContain(t, n.must("power", "off"), "Down/Off")
-	if state(t, c, name) != libvirt.DomainShutoff {
+	if testtool.DomainState(t, c, name) != libvirt.DomainShutoff {
 		t.Fatal("VM still running after power off")
 	}
 
@@ -123,7 +123,7 @@ func TestQemuPowerAndPXEBoot(t *testing.T) {
 
 	// CD/DVD for the next boot only, consumed by a power cycle.
 	n.must("chassis", "bootdev", "cdrom")
-	if !strings.Contains(inactiveXML(t, c, name), "<boot dev='cdrom'/>") {
+	if !strings.Contains(testtool.InactiveXML(t, c, name), "<boot dev='cdrom'/>") {
 		t.Fatal("cdrom override not written")
 	}
 	if err := os.Truncate(logPath, 0); err != nil {
@@ -136,7 +136,7 @@ func TestQemuPowerAndPXEBoot(t *testing.T) {
 	if dev := firstBoot(readLog(logPath)); dev != "DVD/CD" {
 		t.Fatalf("first boot device %q, want the CD/DVD:\n%s", dev, readLog(logPath))
 	}
-	if doc := inactiveXML(t, c, name); strings.Contains(doc, "<boot dev='cdrom'/>") || !strings.Contains(doc, "<boot dev='hd'/>") {
+	if doc := testtool.InactiveXML(t, c, name); strings.Contains(doc, "<boot dev='cdrom'/>") || !strings.Contains(doc, "<boot dev='hd'/>") {
 		t.Fatalf("cdrom override not gone after one boot:\n%s", doc)
 	}
 	mustContain(t, n.must("chassis", "bootparam", "get", "5"), "Force Boot from default Hard-Drive", "Options apply to all future boots")
@@ -154,8 +154,8 @@ func TestPowerStatusDuringSlowStart(t *testing.T) {
 	testtool.Require(t, "qemu-system-x86_64")
 	testtool.RequireSlowStartHook(t)
 	c := get(t, pool(t), "qemu:///system")
-	name := testtool.SlowStartPrefix + domainName(t, "")
-	define(t, c, name, testtool.ConsoleDomainXML, testtool.VirtType())
+	name := testtool.SlowStartPrefix + testtool.DomainName(t, "")
+	testtool.DefineDomain(t, c, name, testtool.ConsoleDomainXML, testtool.VirtType())
 	n := serveDomain(t, c, name)
 
 	powered := make(chan error, 1)

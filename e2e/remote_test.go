@@ -39,14 +39,14 @@ func getWith(t *testing.T, p *libvirtconn.Pool, uri string, creds libvirtconn.Cr
 // ipmitool, and checks with libvirt what the commands did.
 func powerAndBoot(t *testing.T, c *libvirtconn.Conn) *node {
 	t.Helper()
-	name := domainName(t, "")
-	define(t, c, name, testDomain)
+	name := testtool.DomainName(t, "")
+	testtool.DefineDomain(t, c, name, testDomain)
 	n := serveDomain(t, c, name)
 	mustContain(t, n.must("power", "status"), "Chassis Power is off")
 	mustContain(t, n.must("power", "on"), "Up/On")
 	mustContain(t, n.must("power", "status"), "Chassis Power is on")
 	n.must("chassis", "bootdev", "pxe", "options=persistent")
-	if doc := inactiveXML(t, c, name); !strings.Contains(doc, "<boot dev='network'/>") {
+	if doc := testtool.InactiveXML(t, c, name); !strings.Contains(doc, "<boot dev='network'/>") {
 		t.Fatalf("bootdev pxe: definition:\n%s", doc)
 	}
 	mustContain(t, n.must("chassis", "bootparam", "get", "5"), "Boot Device Selector : Force PXE", "Options apply to all future boots")

@@ -25,8 +25,8 @@ func (n *node) sol(t *testing.T) *testtool.SOL {
 // guest opens, then leave with "~.".
 func solBootMenu(t *testing.T, uri string) {
 	c := get(t, pool(t), uri)
-	name := domainName(t, "")
-	define(t, c, name, testtool.ConsoleDomainXML, testtool.VirtType())
+	name := testtool.DomainName(t, "")
+	testtool.DefineDomain(t, c, name, testtool.ConsoleDomainXML, testtool.VirtType())
 	n := serveDomain(t, c, name)
 	n.must("power", "on")
 	time.Sleep(300 * time.Millisecond) // the boot starts with nobody attached
@@ -66,8 +66,8 @@ func TestSOLCyclesOnQemuLeakNothing(t *testing.T) {
 	testtool.SystemLibvirtd(t)
 	testtool.Require(t, "qemu-system-x86_64")
 	c := get(t, pool(t), "qemu:///system")
-	name := domainName(t, "")
-	define(t, c, name, testtool.ConsoleDomainXML, testtool.VirtType())
+	name := testtool.DomainName(t, "")
+	testtool.DefineDomain(t, c, name, testtool.ConsoleDomainXML, testtool.VirtType())
 	n := serveDomain(t, c, name)
 	n.must("power", "on")
 	port, _ := strconv.Atoi(n.port)

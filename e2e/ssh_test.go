@@ -33,8 +33,8 @@ func TestSSHOneTunnelForManyNodes(t *testing.T) {
 	var nodes []*node
 	var names []string
 	for i := 0; i < 10; i++ {
-		name := domainName(t, fmt.Sprint("-", i))
-		define(t, c, name, testDomain)
+		name := testtool.DomainName(t, fmt.Sprint("-", i))
+		testtool.DefineDomain(t, c, name, testDomain)
 		names = append(names, name)
 		nodes = append(nodes, serveDomain(t, c, name))
 	}
@@ -67,7 +67,7 @@ func TestSSHOneTunnelForManyNodes(t *testing.T) {
 		t.Error(err)
 	}
 	for _, name := range names {
-		if !strings.Contains(inactiveXML(t, c, name), "<boot dev='network'/>") {
+		if !strings.Contains(testtool.InactiveXML(t, c, name), "<boot dev='network'/>") {
 			t.Errorf("%s: boot device not set through the tunnel", name)
 		}
 	}
@@ -87,13 +87,13 @@ func qemuNodeOverSSH(t *testing.T) (*testtool.Sshd, *libvirtconn.Conn, string, *
 	testtool.Require(t, "qemu-system-x86_64")
 	sshd := testtool.StartSshd(t)
 	c := get(t, pool(t), sshURI(sshd, "qemu", "/system", sshd.KnownHosts))
-	name := domainName(t, "")
+	name := testtool.DomainName(t, "")
 	logPath := serialLog(t)
 	blank := logPath + ".iso"
 	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	define(t, c, name, qemuDomain, testtool.VirtType(), logPath, blank)
+	testtool.DefineDomain(t, c, name, qemuDomain, testtool.VirtType(), logPath, blank)
 	n := serveDomain(t, c, name)
 	mustContain(t, n.must("power", "status"), "Chassis Power is off")
 	return sshd, c, name, n
@@ -104,13 +104,13 @@ func TestQemuOverSSH(t *testing.T) {
 	_, c, name, n := qemuNodeOverSSH(t)
 	n.must("chassis", "bootdev", "pxe")
 	n.must("power", "on")
-	if state(t, c, name) != libvirt.DomainRunning {
+	if testtool.DomainState(t, c, name) != libvirt.DomainRunning {
 		t.Fatal("VM not running")
 	}
 	mustContain(t, n.must("power", "status"), "Chassis Power is on")
 	n.must("power", "reset")
 	n.must("power", "off")
-	if state(t, c, name) != libvirt.DomainShutoff {
+	if testtool.DomainState(t, c, name) != libvirt.DomainShutoff {
 		t.Fatal("VM still running")
 	}
 }

@@ -49,7 +49,7 @@ func TestSSHDaemonKilledAndRestarted(t *testing.T) {
 	})
 	recovered := time.Since(restarted)
 	n.must("chassis", "bootdev", "pxe", "options=persistent")
-	if !strings.Contains(inactiveXML(t, c, name), "<boot dev='network'/>") {
+	if !strings.Contains(testtool.InactiveXML(t, c, name), "<boot dev='network'/>") {
 		t.Error("boot device not set through the new tunnel")
 	}
 	if recovered > 8*time.Second {

@@ -28,8 +28,8 @@ func testDriverNode(t *testing.T) (*libvirtconn.Conn, string, *node) {
 	t.Helper()
 	testtool.SystemLibvirtd(t)
 	c := get(t, pool(t), "test:///default")
-	name := domainName(t, "")
-	define(t, c, name, testDomain)
+	name := testtool.DomainName(t, "")
+	testtool.DefineDomain(t, c, name, testDomain)
 	return c, name, serveDomain(t, c, name)
 }
 
@@ -56,7 +56,7 @@ func TestIpmitoolOnTestDriver(t *testing.T) {
 	}
 	for _, s := range steps {
 		mustContain(t, n.must(s.args...), s.out)
-		if got := state(t, c, name); got != s.want {
+		if got := testtool.DomainState(t, c, name); got != s.want {
 			t.Fatalf("after %v libvirt says state %d, want %d", s.args, got, s.want)
 		}
 	}
@@ -68,7 +68,7 @@ func TestIpmitoolOnTestDriver(t *testing.T) {
 		{"floppy", "fd", "Force Boot from Floppy/primary removable media"},
 	} {
 		n.must("chassis", "bootdev", d.arg, "options=persistent")
-		doc := inactiveXML(t, c, name)
+		doc := testtool.InactiveXML(t, c, name)
 		if !strings.Contains(doc, fmt.Sprintf("<boot dev='%s'/>", d.xml)) || !strings.Contains(doc, "passwd='vnc-secret'") {
 			t.Fatalf("bootdev %s: definition:\n%s", d.arg, doc)
 		}
@@ -90,7 +90,7 @@ func TestIpmitoolOnTestDriver(t *testing.T) {
 func TestMissingDomainIsRetryable(t *testing.T) {
 	testtool.SystemLibvirtd(t)
 	c := get(t, pool(t), "test:///default")
-	name := domainName(t, "")
+	name := testtool.DomainName(t, "")
 	n := serveDomain(t, c, name)
 	out, err := n.ipmitool("power", "status")
 	if err == nil {
@@ -98,7 +98,7 @@ func TestMissingDomainIsRetryable(t *testing.T) {
 	}
 	mustContain(t, out, "Node busy")
 	mustContain(t, n.logs.String(), "node="+n.name, name, "Domain not found")
-	define(t, c, name, testDomain)
+	testtool.DefineDomain(t, c, name, testDomain)
 	mustContain(t, n.must("power", "status"), "Chassis Power is off")
 }
 
@@ -133,15 +133,15 @@ func TestDomainUndefinedAndRedefined(t *testing.T) {
 	}
 	mustContain(t, n.logs.String(), "Domain not found", name)
 
-	define(t, c, name, strings.Replace(testDomain, "<boot dev='hd'/>", "<boot dev='cdrom'/>", 1))
+	testtool.DefineDomain(t, c, name, strings.Replace(testDomain, "<boot dev='hd'/>", "<boot dev='cdrom'/>", 1))
 	mustContain(t, n.must("power", "status"), "Chassis Power is off")
 	mustContain(t, n.must("chassis", "bootparam", "get", "5"), "Force Boot from CD/DVD")
 	n.must("chassis", "bootdev", "pxe", "options=persistent")
-	if doc := inactiveXML(t, c, name); !strings.Contains(doc, "<boot dev='network'/>") {
+	if doc := testtool.InactiveXML(t, c, name); !strings.Contains(doc, "<boot dev='network'/>") {
 		t.Fatalf("bootdev pxe on the new definition:\n%s", doc)
 	}
 	mustContain(t, n.must("power", "on"), "Up/On")
-	if got := state(t, c, name); got != libvirt.DomainRunning {
+	if got := testtool.DomainState(t, c, name); got != libvirt.DomainRunning {
 		t.Fatalf("the new definition is in state %d after power on", got)
 	}
 }

@@ -40,6 +40,8 @@ type scanned struct {
 	meta       *span  // the <metadata> element
 	metaEnd    int64  // offset of the </metadata> end tag, or -1
 	domainEnd  int64  // offset of the </domain> end tag
+	// startMarked: the definition carries govbmc's paused-start mark.
+	startMarked bool
 }
 
 // scanDomainXML finds the boot elements of a domain XML without rewriting
@@ -80,6 +82,8 @@ func scanDomainXML(doc string) (*scanned, error) {
 				s.DeviceOrder = true
 			case pathIs(path, "domain", "metadata", "next-boot") && t.Name.Space == nextBootNS:
 				s.Restore = &[]string{}
+			case pathIs(path, "domain", "metadata", "paused-start") && t.Name.Space == startMarkNS:
+				s.startMarked = true
 			case len(path) == 4 && pathIs(path[:3], "domain", "metadata", "next-boot") && t.Name.Local == "restore" && s.Restore != nil:
 				*s.Restore = append(*s.Restore, attr(t, "dev"))
 			}

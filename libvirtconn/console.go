@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -20,6 +21,10 @@ const consolePoll = time.Second
 // waiting for its console stream; after that it runs without it.
 const consoleOpenWait = 5 * time.Second
 
+// streamOpenTimeout bounds the stream loop's wait for the connection and
+// its look at the domain's state.
+const streamOpenTimeout = 10 * time.Second
+
 // resumeMargin is the time kept, within a caller's deadline, for resuming
 // the domain once the console wait is over.
 const resumeMargin = 500 * time.Millisecond
@@ -30,8 +35,14 @@ const resumeMargin = 500 * time.Millisecond
 // on) is there when one attaches. The stream is wanted from a BMC power-on
 // until the domain stops, and for as long as a client is attached.
 type console struct {
-	d   *Domain
-	buf *bmc.ConsoleBuffer
+	conn *Conn
+	// find looks the domain up on a live connection.
+	find func(*libvirt.Libvirt) (libvirt.Domain, error)
+	// runs reports whether the domain runs (a stream loop waiting for it
+	// asks).
+	runs func(context.Context) bool
+	log  *slog.Logger
+	buf  *bmc.ConsoleBuffer
 
 	mu       sync.Mutex
 	running  bool           // the stream loop is running
@@ -40,12 +51,12 @@ type console struct {
 	stop     chan struct{}  // closed when the domain is closed
 	wake     chan struct{}  // cuts short the loop's wait for the domain
 	// waiters are closed by the next stream attempt once libvirtd has
-	// opened the console, or once that attempt has failed (see boot).
+	// opened the console, or once that attempt has failed (see captureBoot).
 	waiters []chan struct{}
 }
 
-func newConsole(d *Domain) *console {
-	c := &console{d: d, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
+func newConsole(conn *Conn, find func(*libvirt.Libvirt) (libvirt.Domain, error), runs func(context.Context) bool, log *slog.Logger) *console {
+	c := &console{conn: conn, find: find, runs: runs, log: log, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	c.buf = bmc.NewConsoleBuffer(bmc.DefaultConsoleBacklog, c.typed)
 	return c
 }
@@ -61,22 +72,27 @@ func (c *console) typed(p []byte) {
 	}
 }
 
-// boot starts the domain with its console captured from the guest's first
-// byte. A stream opened once DomainCreate has returned misses the start of
-// the boot (SeaBIOS's banner): libvirtd resumes the vCPUs before it
-// answers (tens of milliseconds before, hundreds on a busy host), the
-// stream takes more round trips to open (more again over qemu+ssh), and
-// qemu drops what the guest writes to a pty that nobody has open. So the
-// domain starts paused, the stream is opened, and the guest resumed then.
-// A driver that cannot start a domain paused (the test driver) starts it
-// running, the stream following as fast as it can.
-func (c *console) boot(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Domain) error {
-	if _, err := lv.DomainCreateWithFlags(dom, uint32(libvirt.DomainStartPaused)); err != nil {
-		var le libvirt.Error
-		if !errors.As(err, &le) || (le.Code != uint32(libvirt.ErrInvalidArg) && le.Code != uint32(libvirt.ErrNoSupport)) {
+// testHookHoldPausedStart, when a test sets it, runs between opening the
+// console of a domain started paused and resuming it: it holds the paused
+// start open (until ctx, the power on's, ends).
+var testHookHoldPausedStart func(ctx context.Context)
+
+// captureBoot runs start, which starts the domain (paused when asked), so
+// that the console captures the boot from the guest's first byte. A stream
+// opened once the domain runs misses the start of the boot (SeaBIOS's
+// banner): libvirtd resumes the vCPUs before it answers a start (tens of
+// milliseconds before, hundreds on a busy host), the stream takes more
+// round trips to open (more again over qemu+ssh), and qemu drops what the
+// guest writes to a pty that nobody has open. So the domain starts paused,
+// the stream is opened, and the guest resumed then. A driver that cannot
+// start a domain paused (the test driver) starts it running, the stream
+// following as fast as it can.
+func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Domain, start func(paused bool) error) error {
+	if err := start(true); err != nil {
+		if !errors.Is(err, errCannotStartPaused) && !hasCode(err, libvirt.ErrInvalidArg, libvirt.ErrNoSupport) {
 			return err
 		}
-		if err := lv.DomainCreate(dom); err != nil {
+		if err := start(false); err != nil {
 			return err
 		}
 		c.want()
@@ -100,12 +116,34 @@ func (c *console) boot(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Dom
 	case <-c.stop:
 	case <-ctx.Done():
 	case <-timer.C:
-		c.d.log.Warn("console stream not open in time; the guest starts without it", "waited", wait)
+		c.log.Warn("console stream not open in time; the guest starts without it", "waited", wait)
+	}
+	if hold := testHookHoldPausedStart; hold != nil {
+		hold(ctx)
 	}
 	if err := lv.DomainResume(dom); err != nil {
-		return c.undoPausedStart(lv, dom, err)
+		return undoPausedStart(lv, dom, err)
 	}
 	return nil
+}
+
+// errCannotStartPaused is what a start function of captureBoot returns
+// when it cannot start the domain paused (as a driver that refuses to
+// does): captureBoot starts it running instead.
+var errCannotStartPaused = errors.New("cannot start the domain paused")
+
+// hasCode reports whether err is a libvirt error with one of codes.
+func hasCode(err error, codes ...libvirt.ErrorNumber) bool {
+	var le libvirt.Error
+	if !errors.As(err, &le) {
+		return false
+	}
+	for _, code := range codes {
+		if le.Code == uint32(code) {
+			return true
+		}
+	}
+	return false
 }
 
 // errResume marks a power on whose paused domain could not be resumed.
@@ -114,7 +152,7 @@ var errResume = errors.New("resume after opening the console")
 // undoPausedStart handles a failed resume: a domain still paused is
 // destroyed (never left half-started, looking powered on); one that runs
 // (resumed by someone else meanwhile) is left alone.
-func (c *console) undoPausedStart(lv *libvirt.Libvirt, dom libvirt.Domain, cause error) error {
+func undoPausedStart(lv *libvirt.Libvirt, dom libvirt.Domain, cause error) error {
 	state, _, err := lv.DomainGetState(dom, 0)
 	switch {
 	case err == nil && libvirt.DomainState(state) == libvirt.DomainRunning:
@@ -209,7 +247,10 @@ func (c *console) loop() {
 		}
 		// The stream ended (the domain stopped): go on only while the
 		// domain runs again or a client waits for it.
-		if on, _ := c.d.PowerState(context.Background()); on != bmc.PowerOn && finish() {
+		ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
+		runs := c.runs(ctx)
+		cancel()
+		if !runs && finish() {
 			return
 		}
 	}
@@ -233,13 +274,13 @@ func (c *console) streamOnce() bool {
 		})
 	}
 	defer opened()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	lv, _, err := c.d.conn.current(ctx)
+	ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
+	lv, _, err := c.conn.current(ctx)
 	cancel()
 	if err != nil {
 		return false
 	}
-	dom, err := c.d.lookup(lv)
+	dom, err := c.find(lv)
 	if err != nil {
 		return false
 	}
@@ -274,7 +315,7 @@ func (c *console) streamOnce() bool {
 	inW.Close()
 	inR.Close()
 	if err2 != nil && !errors.Is(err2, io.ErrClosedPipe) {
-		c.d.log.Debug("console stream ended", "err", err2)
+		c.log.Debug("console stream ended", "err", err2)
 	}
 	return true
 }

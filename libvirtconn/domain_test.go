@@ -54,72 +54,9 @@ func testConn(t *testing.T) (*Pool, *Conn) {
 	return pool, c
 }
 
-// defineDomain defines a domain for the test and removes it afterwards.
-func defineDomain(t *testing.T, c *Conn, doc string) string {
-	t.Helper()
-	name := "govbmc-" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
-	err := c.Do(testCtx(t), func(lv *libvirt.Libvirt) error {
-		_, err := lv.DomainDefineXML(fmt.Sprintf(doc, name))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("define %s: %v", name, err)
-	}
-	t.Cleanup(func() { undefine(c, name) })
-	return name
-}
-
-func undefine(c *Conn, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = c.Do(ctx, func(lv *libvirt.Libvirt) error {
-		dom, err := lv.DomainLookupByName(name)
-		if err != nil {
-			return err
-		}
-		_ = lv.DomainDestroy(dom)
-		return lv.DomainUndefine(dom)
-	})
-}
-
-// libvirtState reads a domain's state straight from libvirt.
-func libvirtState(t *testing.T, c *Conn, name string) libvirt.DomainState {
-	t.Helper()
-	var st int32
-	err := c.Do(testCtx(t), func(lv *libvirt.Libvirt) error {
-		dom, err := lv.DomainLookupByName(name)
-		if err != nil {
-			return err
-		}
-		st, _, err = lv.DomainGetState(dom, 0)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return libvirt.DomainState(st)
-}
-
-func domainXML(t *testing.T, c *Conn, name string, flags libvirt.DomainXMLFlags) string {
-	t.Helper()
-	var doc string
-	err := c.Do(testCtx(t), func(lv *libvirt.Libvirt) error {
-		dom, err := lv.DomainLookupByName(name)
-		if err != nil {
-			return err
-		}
-		doc, err = lv.DomainGetXMLDesc(dom, flags)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return doc
-}
-
 func TestDomainPowerMatrix(t *testing.T) {
 	_, c := testConn(t)
-	name := defineDomain(t, c, testDomainXML)
+	name := testtool.DefineTestDomain(t, c, testDomainXML)
 	d := NewDomain(c, name, nil)
 	ctx := testCtx(t)
 
@@ -146,7 +83,7 @@ func TestDomainPowerMatrix(t *testing.T) {
 		if !errors.Is(err, s.wantErr) || (s.wantErr == nil && err != nil) {
 			t.Fatalf("%s: err=%v, want %v", s.op, err, s.wantErr)
 		}
-		if got := libvirtState(t, c, name); got != s.want {
+		if got := testtool.DomainState(t, c, name); got != s.want {
 			t.Fatalf("%s: libvirt state %d, want %d", s.op, got, s.want)
 		}
 		ps, err := d.PowerState(ctx)
@@ -158,7 +95,7 @@ func TestDomainPowerMatrix(t *testing.T) {
 
 func TestDomainFoundByUUID(t *testing.T) {
 	_, c := testConn(t)
-	name := defineDomain(t, c, testDomainXML)
+	name := testtool.DefineTestDomain(t, c, testDomainXML)
 	u, err := NewDomain(c, name, nil).UUID(testCtx(t))
 	if err != nil {
 		t.Fatal(err)
@@ -167,21 +104,21 @@ func TestDomainFoundByUUID(t *testing.T) {
 	if err := byUUID.PowerOn(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if libvirtState(t, c, name) != libvirt.DomainRunning {
+	if testtool.DomainState(t, c, name) != libvirt.DomainRunning {
 		t.Fatal("domain addressed by UUID did not start")
 	}
 }
 
 func TestBootDeviceKeepsSecretsAndDropsDeviceOrder(t *testing.T) {
 	_, c := testConn(t)
-	name := defineDomain(t, c, testDomainXML)
+	name := testtool.DefineTestDomain(t, c, testDomainXML)
 	d := NewDomain(c, name, nil)
 	ctx := testCtx(t)
 
 	if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootPXE, Persistent: true}); err != nil {
 		t.Fatal(err)
 	}
-	doc := domainXML(t, c, name, libvirt.DomainXMLInactive|libvirt.DomainXMLSecure)
+	doc := testtool.DomainXML(t, c, name, libvirt.DomainXMLInactive|libvirt.DomainXMLSecure)
 	for _, want := range []string{"<boot dev='network'/>", "passwd='s3cret-vnc'"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("inactive XML lacks %s:\n%s", want, doc)
@@ -209,7 +146,7 @@ func TestBootDeviceKeepsSecretsAndDropsDeviceOrder(t *testing.T) {
 		if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: tc.dev, Persistent: true}); err != nil {
 			t.Fatal(err)
 		}
-		if doc := domainXML(t, c, name, libvirt.DomainXMLInactive); strings.Count(doc, "<boot dev=") != 1 || !strings.Contains(doc, "<boot dev='"+tc.xml+"'/>") {
+		if doc := testtool.DomainXML(t, c, name, libvirt.DomainXMLInactive); strings.Count(doc, "<boot dev=") != 1 || !strings.Contains(doc, "<boot dev='"+tc.xml+"'/>") {
 			t.Errorf("%v: inactive XML:\n%s", tc.dev, doc)
 		}
 		if o, _ := d.BootOverride(ctx); o.Device != tc.back {
@@ -225,7 +162,7 @@ func TestBootDeviceKeepsSecretsAndDropsDeviceOrder(t *testing.T) {
 
 func TestBootDeviceReadFromInactiveWhileRunning(t *testing.T) {
 	_, c := testConn(t)
-	name := defineDomain(t, c, testDomainXML)
+	name := testtool.DefineTestDomain(t, c, testDomainXML)
 	d := NewDomain(c, name, nil)
 	ctx := testCtx(t)
 	if err := d.PowerOn(ctx); err != nil {
@@ -234,7 +171,7 @@ func TestBootDeviceReadFromInactiveWhileRunning(t *testing.T) {
 	if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootCDROM, Persistent: true}); err != nil {
 		t.Fatal(err)
 	}
-	if live := domainXML(t, c, name, 0); strings.Contains(live, "dev='cdrom'") {
+	if live := testtool.DomainXML(t, c, name, 0); strings.Contains(live, "dev='cdrom'") {
 		t.Fatalf("the running definition changed:\n%s", live)
 	}
 	o, err := d.BootOverride(ctx)
@@ -245,10 +182,10 @@ func TestBootDeviceReadFromInactiveWhileRunning(t *testing.T) {
 
 func TestNextBootOverrideAppliesToOneBoot(t *testing.T) {
 	_, c := testConn(t)
-	name := defineDomain(t, c, testDomainXML)
+	name := testtool.DefineTestDomain(t, c, testDomainXML)
 	d := NewDomain(c, name, nil)
 	ctx := testCtx(t)
-	before := domainXML(t, c, name, libvirt.DomainXMLInactive|libvirt.DomainXMLSecure)
+	before := testtool.DomainXML(t, c, name, libvirt.DomainXMLInactive|libvirt.DomainXMLSecure)
 
 	if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootPXE}); err != nil {
 		t.Fatal(err)
@@ -261,10 +198,10 @@ func TestNextBootOverrideAppliesToOneBoot(t *testing.T) {
 	}
 	// The domain booted with the override: the running definition has it,
 	// the persistent one is back to what it was, per-device order included.
-	if live := domainXML(t, c, name, 0); !strings.Contains(live, "<boot dev='network'/>") {
+	if live := testtool.DomainXML(t, c, name, 0); !strings.Contains(live, "<boot dev='network'/>") {
 		t.Errorf("the domain did not boot with the override:\n%s", live)
 	}
-	if after := domainXML(t, c, name, libvirt.DomainXMLInactive|libvirt.DomainXMLSecure); after != before {
+	if after := testtool.DomainXML(t, c, name, libvirt.DomainXMLInactive|libvirt.DomainXMLSecure); after != before {
 		t.Errorf("definition not restored:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	if o, _ := d.BootOverride(ctx); o.Device != bmc.BootNone {
@@ -274,23 +211,14 @@ func TestNextBootOverrideAppliesToOneBoot(t *testing.T) {
 
 func TestNextBootOverrideConsumedByOutsideStart(t *testing.T) {
 	_, c := testConn(t)
-	name := defineDomain(t, c, testDomainXML)
+	name := testtool.DefineTestDomain(t, c, testDomainXML)
 	d := NewDomain(c, name, nil)
 	ctx := testCtx(t)
 	if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootCDROM}); err != nil {
 		t.Fatal(err)
 	}
 	// Started behind the BMC's back (virsh start).
-	err := c.Do(ctx, func(lv *libvirt.Libvirt) error {
-		dom, err := lv.DomainLookupByName(name)
-		if err != nil {
-			return err
-		}
-		return lv.DomainCreate(dom)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testtool.OnDomain(t, c, name, func(lv *libvirt.Libvirt, dom libvirt.Domain) error { return lv.DomainCreate(dom) })
 	if s, err := d.PowerState(ctx); err != nil || s != bmc.PowerOn {
 		t.Fatalf("PowerState = %v, %v", s, err)
 	}
@@ -301,13 +229,13 @@ func TestNextBootOverrideConsumedByOutsideStart(t *testing.T) {
 
 func TestMissingDomainThenDefined(t *testing.T) {
 	_, c := testConn(t)
-	name := "govbmc-" + t.Name()
+	name := testtool.DomainName(t, "")
 	d := NewDomain(c, name, nil)
 	_, err := d.PowerState(testCtx(t))
 	if err == nil || !libvirt.IsNotFound(err) || !strings.Contains(err.Error(), name) {
 		t.Fatalf("missing domain: err=%v", err)
 	}
-	defineDomain(t, c, testDomainXML)
+	testtool.DefineTestDomain(t, c, testDomainXML)
 	if _, err := d.PowerState(testCtx(t)); err != nil {
 		t.Fatalf("after definition: %v", err)
 	}
@@ -340,7 +268,7 @@ func TestOneSharedConnection(t *testing.T) {
 			t.Fatalf("second Get returned another connection (%v)", err)
 		}
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			doms = append(doms, NewDomain(c, defineDomain(t, c, testDomainXML), nil))
+			doms = append(doms, NewDomain(c, testtool.DefineTestDomain(t, c, testDomainXML), nil))
 		})
 	}
 	_ = doms
@@ -394,7 +322,7 @@ func TestEFIReportsTheDomainFirmware(t *testing.T) {
 	}{{"uefi", efi, true}, {"legacy", testDomainXML, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testCtx(t)
-			d := NewDomain(c, defineDomain(t, c, tc.doc), nil)
+			d := NewDomain(c, testtool.DefineTestDomain(t, c, tc.doc), nil)
 			// Whatever the request says, the answer is the firmware's.
 			if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootPXE, Persistent: true, EFI: !tc.efi}); err != nil {
 				t.Fatal(err)
@@ -437,7 +365,7 @@ func TestPoolReleasesUnusedConnections(t *testing.T) {
 // anyone (here straight through libvirt) from the events.
 func TestPowerStateFromLifecycleEvents(t *testing.T) {
 	_, c := testConn(t)
-	name := defineDomain(t, c, testDomainXML)
+	name := testtool.DefineTestDomain(t, c, testDomainXML)
 	d := NewDomain(c, name, nil)
 	ctx := testCtx(t)
 	if s, err := d.PowerState(ctx); err != nil || s != bmc.PowerOff {
@@ -456,24 +384,12 @@ func TestPowerStateFromLifecycleEvents(t *testing.T) {
 	if n := c.Calls.Load() - before; n != 0 {
 		t.Fatalf("100 power status queries made %d libvirt calls, want 0", n)
 	}
-	virsh := func(op func(*libvirt.Libvirt, libvirt.Domain) error) {
-		err := c.Do(ctx, func(lv *libvirt.Libvirt) error {
-			dom, err := lv.DomainLookupByName(name)
-			if err != nil {
-				return err
-			}
-			return op(lv, dom)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	virsh(func(lv *libvirt.Libvirt, dom libvirt.Domain) error { return lv.DomainCreate(dom) })
+	testtool.OnDomain(t, c, name, func(lv *libvirt.Libvirt, dom libvirt.Domain) error { return lv.DomainCreate(dom) })
 	testtool.Eventually(t, 5*time.Second, "the start seen through events", func() bool {
 		s, _ := d.PowerState(ctx)
 		return s == bmc.PowerOn
 	})
-	virsh(func(lv *libvirt.Libvirt, dom libvirt.Domain) error { return lv.DomainDestroy(dom) })
+	testtool.OnDomain(t, c, name, func(lv *libvirt.Libvirt, dom libvirt.Domain) error { return lv.DomainDestroy(dom) })
 	testtool.Eventually(t, 5*time.Second, "the stop seen through events", func() bool {
 		s, _ := d.PowerState(ctx)
 		return s == bmc.PowerOff
@@ -487,7 +403,7 @@ func TestNextBootOverrideSurvivesRestart(t *testing.T) {
 	doc := strings.Replace(testDomainXML, "<type arch='x86_64'>hvm</type>", "<type arch='x86_64'>hvm</type><boot dev='hd'/>", 1)
 	doc = strings.ReplaceAll(doc, "<boot order='1'/>", "")
 	doc = strings.ReplaceAll(doc, "<boot order='2'/>", "")
-	name := defineDomain(t, c, doc)
+	name := testtool.DefineTestDomain(t, c, doc)
 	ctx := testCtx(t)
 	if err := NewDomain(c, name, nil).SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootPXE}); err != nil {
 		t.Fatal(err)
@@ -500,10 +416,10 @@ func TestNextBootOverrideSurvivesRestart(t *testing.T) {
 	if err := d.PowerOn(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if live := domainXML(t, c, name, 0); !strings.Contains(live, "<boot dev='network'/>") {
+	if live := testtool.DomainXML(t, c, name, 0); !strings.Contains(live, "<boot dev='network'/>") {
 		t.Errorf("the domain did not boot with the override:\n%s", live)
 	}
-	after := domainXML(t, c, name, libvirt.DomainXMLInactive)
+	after := testtool.DomainXML(t, c, name, libvirt.DomainXMLInactive)
 	if !strings.Contains(after, "<boot dev='hd'/>") || strings.Contains(after, "network") || strings.Contains(after, "next-boot") {
 		t.Errorf("definition after the boot:\n%s", after)
 	}

@@ -108,3 +108,23 @@ func (s *stateCache) follow(ctx context.Context, lv *libvirt.Libvirt) error {
 	}()
 	return nil
 }
+
+// powerState answers whether the domain called name is on. With cached set
+// it answers from the lifecycle events when they have told; otherwise (or
+// when they have not) ask looks the domain up and reads its state with one
+// libvirt round trip, and that answer is kept for the next question unless
+// an event about the domain came in meanwhile. Only an answer about a
+// domain of that name is kept: events name their domain.
+func (c *Conn) powerState(name string, cached bool, ask func() (libvirt.Domain, bool, error)) (bool, error) {
+	if cached {
+		if cd, ok := c.states.get(name); ok {
+			return cd.on, nil
+		}
+	}
+	version := c.states.version(name)
+	dom, on, err := ask()
+	if err == nil && dom.Name == name {
+		c.states.put(name, cachedDomain{dom: dom, on: on}, version)
+	}
+	return on, err
+}

@@ -106,27 +106,15 @@ func (a *app) stopCommand() *cobra.Command {
 	}
 }
 
-// listRow is one BMC in `vbmc list -f json|yaml`.
-type listRow struct {
-	DomainName string `json:"Domain name" yaml:"Domain name"`
-	Status     string `json:"Status" yaml:"Status"`
-	Address    string `json:"Address" yaml:"Address"`
-	Port       int    `json:"Port" yaml:"Port"`
-}
-
-// writeList writes BMCs as `vbmc list` does.
+// writeList writes BMCs as `vbmc list -f format` does.
 func writeList(w io.Writer, format string, nodes []control.NodeInfo) error {
-	rows := make([]listRow, len(nodes))
-	cells := make([][]cell, len(nodes))
-	for i, n := range nodes {
-		rows[i] = listRow{DomainName: n.Node.Name, Status: string(n.Status), Address: n.Node.Address, Port: n.Node.Port}
-		cells[i] = []cell{str(rows[i].DomainName), str(rows[i].Status), str(rows[i].Address), num(rows[i].Port)}
-	}
-	return render(w, format, rows, []string{"Domain name", "Status", "Address", "Port"}, cells)
+	o := newOutputOptions(listFormats)
+	o.format = format
+	return o.emit(w, listTable(nodes))
 }
 
 func (a *app) listCommand() *cobra.Command {
-	var format string
+	var o *outputOptions
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List all virtual BMCs",
@@ -139,10 +127,10 @@ func (a *app) listCommand() *cobra.Command {
 				return a.explain(err)
 			}
 			sort.Slice(nodes, func(i, j int) bool { return nodes[i].Node.Name < nodes[j].Node.Name })
-			return writeList(cmd.OutOrStdout(), format, nodes)
+			return o.emit(cmd.OutOrStdout(), listTable(nodes))
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table, json, yaml, value or csv")
+	o = addListFlags(cmd)
 	return cmd
 }
 
@@ -189,22 +177,6 @@ func showProperties(n control.NodeInfo) map[string]any {
 	return p
 }
 
-// pyValue prints a value the way VirtualBMC's table shows Python values.
-func pyValue(v any) cell {
-	switch x := v.(type) {
-	case nil:
-		return str("None")
-	case bool:
-		if x {
-			return str("True")
-		}
-		return str("False")
-	case int:
-		return num(x)
-	}
-	return str(fmt.Sprint(v))
-}
-
 func joinInts(xs []int) string {
 	s := make([]string, len(xs))
 	for i, x := range xs {
@@ -214,7 +186,7 @@ func joinInts(xs []int) string {
 }
 
 func (a *app) showCommand() *cobra.Command {
-	var format string
+	var o *outputOptions
 	cmd := &cobra.Command{
 		Use:   "show DOMAIN_NAME",
 		Short: "Show a virtual BMC",
@@ -226,24 +198,11 @@ func (a *app) showCommand() *cobra.Command {
 			if err != nil {
 				return a.describe(args[0], err, true)
 			}
-			props := showProperties(n)
-			keys := make([]string, 0, len(props))
-			for k := range props {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			rows := make([][]cell, len(keys))
-			for i, k := range keys {
-				// The first value, "active", is text: the column is left-aligned.
-				v := pyValue(props[k])
-				v.numeric = false
-				rows[i] = []cell{str(k), v}
-			}
-			return render(cmd.OutOrStdout(), format, props, []string{"Property", "Value"}, rows)
+			return o.emit(cmd.OutOrStdout(), showTable(showProperties(n)))
 		},
 		ValidArgsFunction: a.completeNames,
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table, json, yaml, value or csv")
+	o = addShowFlags(cmd)
 	return cmd
 }
 

@@ -24,6 +24,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 func main() {
 	root := newRootCommand()
 	err := root.Execute()
+	logToFile(root, err)
 	var ee exitError
 	switch {
 	case err == nil:
@@ -80,6 +81,7 @@ func newRootCommand() *cobra.Command {
 	}
 	var noDaemon bool
 	root.PersistentFlags().BoolVar(&noDaemon, "no-daemon", false, "accepted for VirtualBMC compatibility; vbmc never starts vbmcd itself")
+	addCliffGlobalFlags(root)
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.AddCommand(a.addCommand(), a.deleteCommand(), a.startCommand(), a.stopCommand(), a.listCommand(), a.showCommand())
 	return root
