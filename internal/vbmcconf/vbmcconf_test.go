@@ -285,3 +285,28 @@ func TestLocate(t *testing.T) {
 		t.Errorf("with $VIRTUALBMC_CONFIG: Locate() = %q, want %q", got, env)
 	}
 }
+
+func TestResolvePrecedence(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv(EnvConfig, "")
+	t.Setenv(EnvConfigDir, "")
+	if dir, conf, err := Resolve(""); err != nil || dir != filepath.Join(home, ".vbmc") || conf.Path != "" {
+		t.Errorf("no file, no flag: %q (file %q, %v), want VirtualBMC's ~/.vbmc", dir, conf.Path, err)
+	}
+	file := filepath.Join(t.TempDir(), "virtualbmc.conf")
+	if err := os.WriteFile(file, []byte("[default]\nconfig_dir = /srv/vbmc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvConfig, file)
+	if dir, conf, err := Resolve(""); err != nil || dir != "/srv/vbmc" || conf.Path != file {
+		t.Errorf("$VIRTUALBMC_CONFIG: %q (file %q, %v), want its config_dir", dir, conf.Path, err)
+	}
+	t.Setenv(EnvConfigDir, "/var/lib/govbmc")
+	if dir, _, _ := Resolve(""); dir != "/var/lib/govbmc" {
+		t.Errorf("$VBMC_CONFIG_DIR: %q, want it over virtualbmc.conf", dir)
+	}
+	if dir, conf, _ := Resolve("/flag"); dir != "/flag" || conf.Path != file {
+		t.Errorf("--config-dir: %q (file %q), want the flag, the file still read", dir, conf.Path)
+	}
+}
