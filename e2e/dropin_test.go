@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,17 +129,6 @@ func ironicMust(t *testing.T, port int, user, pwFile string, args ...string) str
 	return out
 }
 
-// freeUDPPort is a loopback UDP port that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // writeFile writes path (and its folder) as a template task would.
 func writeFile(t *testing.T, path, body string, mode os.FileMode) {
 	t.Helper()
@@ -161,7 +149,7 @@ func metal3Config(domain, uri string, port int, active string) string {
 // waitState waits for a domain to reach a state, as libvirt reports it.
 func waitState(t *testing.T, c *libvirtconn.Conn, name string, want libvirt.DomainState) {
 	t.Helper()
-	testtool.Eventually(t, 20*time.Second, fmt.Sprintf("%s in state %d", name, want), func() bool { return state(t, c, name) == want })
+	testtool.Eventually(t, 20*time.Second, fmt.Sprintf("%s in state %d", name, want), func() bool { return testtool.DomainState(t, c, name) == want })
 }
 
 // within checks that cond holds within d of now, polling.
@@ -199,8 +187,8 @@ func TestMetal3DevEnv(t *testing.T) {
 	}
 	vms := make([]vm, 3)
 	for i := range vms {
-		vms[i] = vm{name: domainName(t, fmt.Sprint("-", i)), port: freeUDPPort(t)}
-		define(t, c, vms[i].name, diskless, testtool.VirtType())
+		vms[i] = vm{name: testtool.DomainName(t, fmt.Sprint("-", i)), port: freeUDPPort(t)}
+		testtool.DefineDomain(t, c, vms[i].name, diskless, testtool.VirtType())
 	}
 	for _, v := range vms[:2] {
 		writeFile(t, filepath.Join(confDir, v.name, "config"), metal3Config(v.name, uri, v.port, "True"), 0o750)
@@ -216,7 +204,7 @@ func TestMetal3DevEnv(t *testing.T) {
 		t.Fatalf("power status of a VM that is off:\n%s", out)
 	}
 	ironicMust(t, v0.port, "admin", pw, "chassis", "bootdev", "pxe")
-	if x := inactiveXML(t, c, v0.name); !strings.Contains(x, "<boot dev='network'/>") {
+	if x := testtool.InactiveXML(t, c, v0.name); !strings.Contains(x, "<boot dev='network'/>") {
 		t.Errorf("chassis bootdev pxe left the definition:\n%s", x)
 	}
 	ironicMust(t, v0.port, "admin", pw, "power", "on")
@@ -283,9 +271,7 @@ func oneDomain(t *testing.T) string {
 	t.Helper()
 	testtool.SystemLibvirtd(t)
 	testtool.Require(t, "ipmitool")
-	name := domainName(t, "")
-	define(t, get(t, pool(t), "qemu:///system"), name, diskless, testtool.VirtType())
-	return name
+	return testtool.DefineTestDomain(t, get(t, pool(t), "qemu:///system"), diskless, testtool.VirtType())
 }
 
 // TestDevstackVirtualBMCConfig: devstack points $VIRTUALBMC_CONFIG at its
