@@ -399,6 +399,7 @@ func (b Backend) MarshalYAML() (any, error) {
 // driver is started at its first use and closed with Close.
 type Backends struct {
 	log *slog.Logger
+	obs Observer // given to drivers that are ObservedDrivers; nil: none
 
 	mu      sync.Mutex
 	drivers map[string]Driver
@@ -426,6 +427,7 @@ func (bs *Backends) driver(typ string) (Driver, error) {
 	d, ok := bs.drivers[typ]
 	if !ok {
 		d = k.newDrv(bs.log)
+		bs.observeDriver(d)
 		bs.drivers[typ] = d
 	}
 	return d, nil

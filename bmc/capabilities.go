@@ -92,3 +92,28 @@ type GracefulRebooter interface {
 	// waiting; ErrPoweredOff when the machine is off.
 	GracefulReboot(ctx context.Context) error
 }
+
+// Unwrapper is a Machine that wraps another (to time or observe it); As
+// looks through it for the wrapped machine's capabilities.
+type Unwrapper interface {
+	// Unwrap returns the wrapped machine.
+	Unwrap() Machine
+}
+
+// As returns m as capability T, looking through wrappers (Unwrapper), so
+// that a front end finds what the backend's machine can do even when the
+// machine it holds is wrapped.
+func As[T any](m Machine) (T, bool) {
+	for m != nil {
+		if c, ok := m.(T); ok {
+			return c, true
+		}
+		u, ok := m.(Unwrapper)
+		if !ok {
+			break
+		}
+		m = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

@@ -1,11 +1,13 @@
 package bmc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -54,6 +56,9 @@ type managedNode struct {
 	reason   string
 	active   bool
 	readOnly bool
+	// persist keeps the node between daemon runs: the manager's store, the
+	// file the node was adopted from, or nil (a fleet file's node).
+	persist  Persister
 	machine  Machine
 	frontend Frontend
 	done     chan struct{} // closed when Serve has returned
@@ -67,8 +72,11 @@ type Manager struct {
 	frontends FrontendFactory
 	log       *slog.Logger
 
-	store  *Store // nil: nothing persists
+	store  *Store    // where nodes persist and are restored from; nil: nothing persists
+	adds   Persister // where added nodes persist, when not the store
 	checks AddChecks
+
+	onDelete []func(name string)
 
 	opMu   sync.Mutex // serialises changes (add, start, stop, delete)
 	mu     sync.Mutex // guards nodes and byPort
@@ -88,9 +96,34 @@ func NewManager(machines MachineFactory, frontends FrontendFactory, log *slog.Lo
 		nodes: map[string]*managedNode{}, byPort: map[int][]*managedNode{}}
 }
 
+// Persister keeps nodes between daemon runs. The manager calls it for a
+// node before it changes the node in memory, so that a refusal (a full or
+// read-only disk) changes nothing. *Store is govbmc's own; a node adopted
+// from another tool's file (VirtualBMC's INI) keeps its own Persister.
+type Persister interface {
+	// Save records the node's configuration and whether it runs.
+	Save(sn StoredNode) error
+	// Delete forgets the node.
+	Delete(name string) error
+}
+
 // UseStore makes the manager persist every node it adds, starts, stops or
-// deletes (except read-only ones) in s.
+// deletes (except read-only ones and adopted ones, which keep their own
+// Persister) in s.
 func (m *Manager) UseStore(s *Store) { m.store = s }
+
+// PersistAddsWith makes nodes added from now on persist through p rather
+// than the store (which still restores the nodes it holds).
+func (m *Manager) PersistAddsWith(p Persister) { m.adds = p }
+
+// stored is the Persister of the nodes the manager's store keeps, nil
+// without a store.
+func (m *Manager) stored() Persister {
+	if m.store == nil {
+		return nil
+	}
+	return m.store
+}
 
 // AddChecks are what Add checks beyond a node's configuration and the other
 // nodes: each costs a system call or a hypervisor round trip.
@@ -131,7 +164,7 @@ func (m *Manager) Add(ctx context.Context, n Node) error {
 	}
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
-	if err := m.register(n, false, false, true); err != nil {
+	if err := m.register(n, false, false, cmp.Or(m.adds, m.stored()), true); err != nil {
 		return err
 	}
 	m.log.Info("node added", "node", n.Name, "listen", n.ListenAddr(), "backend", n.Backend.Type)
@@ -145,7 +178,7 @@ func (m *Manager) AddReadOnly(ctx context.Context, n Node) error {
 	n.ApplyDefaults()
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
-	if err := m.register(n, false, true, false); err != nil {
+	if err := m.register(n, false, true, nil, false); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -153,6 +186,90 @@ func (m *Manager) AddReadOnly(ctx context.Context, n Node) error {
 	m.mu.Unlock()
 	_ = m.start(ctx, mn) // a failure is logged and shown in the node's status
 	return nil
+}
+
+// Adopt registers a node that lives in a file another tool also reads
+// (VirtualBMC's config directory): nothing is written, since the file
+// already says it all; later starts, stops and deletes go to p. An active
+// node is started. Only a refused registration (*FieldError, ErrExists,
+// *PortInUseError naming the holder) is returned; a node that fails to
+// start stays listed in StatusError.
+func (m *Manager) Adopt(ctx context.Context, n Node, active bool, p Persister) error {
+	n.ApplyDefaults()
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	if err := m.register(n, active, false, p, false); err != nil {
+		return err
+	}
+	m.log.Info("node adopted", "node", n.Name, "listen", n.ListenAddr(), "backend", n.Backend.Type, "active", active)
+	if !active {
+		return nil
+	}
+	m.mu.Lock()
+	mn := m.nodes[n.Name]
+	m.mu.Unlock()
+	_ = m.start(ctx, mn)
+	return nil
+}
+
+// Apply brings an adopted node to what its file now says, writing nothing
+// back: a changed configuration restarts it (when it runs) with the new
+// one, and active starts or stops it. A configuration refused (invalid, or
+// a port another node holds) leaves the node as it was.
+func (m *Manager) Apply(ctx context.Context, n Node, active bool) error {
+	n.ApplyDefaults()
+	if err := n.Validate(); err != nil {
+		return err
+	}
+	return m.change("apply", n.Name, func(mn *managedNode) error {
+		m.mu.Lock()
+		same := reflect.DeepEqual(mn.node, n)
+		m.mu.Unlock()
+		if !same {
+			if err := m.redefine(mn, n); err != nil {
+				return err
+			}
+		}
+		// The file already says it: with active set here, start and stop
+		// find nothing to save.
+		m.mu.Lock()
+		mn.active = active
+		m.mu.Unlock()
+		if !active {
+			return m.stop(mn)
+		}
+		return m.start(ctx, mn)
+	})
+}
+
+// redefine gives mn a new configuration, taking it down first; m.opMu must
+// be held.
+func (m *Manager) redefine(mn *managedNode, n Node) error {
+	m.mu.Lock()
+	m.unindex(mn)
+	err := m.portFree(n)
+	if err != nil {
+		m.byPort[mn.node.Port] = append(m.byPort[mn.node.Port], mn)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := m.release(mn); err != nil {
+		m.log.Warn("releasing the redefined node", "node", n.Name, "err", err)
+	}
+	m.mu.Lock()
+	mn.node = n
+	m.byPort[n.Port] = append(m.byPort[n.Port], mn)
+	m.mu.Unlock()
+	m.log.Info("node redefined", "node", n.Name, "listen", n.ListenAddr())
+	return nil
+}
+
+// Forget stops an adopted node and drops it without touching its file
+// (which another tool removed).
+func (m *Manager) Forget(name string) error {
+	return m.change("forget", name, func(mn *managedNode) error { return m.drop(mn, false) })
 }
 
 // probe builds a node's machine once to see that it is there (for a
@@ -179,6 +296,12 @@ func (m *Manager) admissible(n Node) error {
 	if _, ok := m.nodes[n.Name]; ok {
 		return fmt.Errorf("a BMC named %q %w", n.Name, ErrExists)
 	}
+	return m.portFree(n)
+}
+
+// portFree reports a node whose listen address another node has; m.mu
+// must be held.
+func (m *Manager) portFree(n Node) error {
 	ip := net.ParseIP(n.Address)
 	for _, other := range m.byPort[n.Port] {
 		if bindsOverlap(ip, net.ParseIP(other.node.Address)) {
@@ -188,22 +311,22 @@ func (m *Manager) admissible(n Node) error {
 	return nil
 }
 
-// register validates a defaulted node and adds it; persist writes its file
-// (not for a fleet file's nodes, nor for nodes restored from their files).
+// register validates a defaulted node and adds it, kept by p; write saves
+// it there first (not for nodes restored or adopted from their files).
 // m.opMu must be held.
-func (m *Manager) register(n Node, active, readOnly, persist bool) error {
+func (m *Manager) register(n Node, active, readOnly bool, p Persister, write bool) error {
 	if err := n.Validate(); err != nil {
 		return err
 	}
 	if err := m.admissible(n); err != nil {
 		return err
 	}
-	if persist && m.store != nil {
-		if err := m.store.Save(StoredNode{Node: n, Active: active}); err != nil {
+	if write && p != nil {
+		if err := p.Save(StoredNode{Node: n, Active: active}); err != nil {
 			return err
 		}
 	}
-	mn := &managedNode{node: n, status: StatusDown, active: active, readOnly: readOnly}
+	mn := &managedNode{node: n, status: StatusDown, active: active, readOnly: readOnly, persist: p}
 	m.mu.Lock()
 	m.nodes[n.Name] = mn
 	m.byPort[n.Port] = append(m.byPort[n.Port], mn)
@@ -221,7 +344,7 @@ func (m *Manager) Restore(ctx context.Context) []error {
 	for _, sn := range stored {
 		sn.Node.ApplyDefaults()
 		m.opMu.Lock()
-		err := m.register(sn.Node, sn.Active, false, false) // its file is there: nothing to write
+		err := m.register(sn.Node, sn.Active, false, m.stored(), false) // its file is there: nothing to write
 		m.opMu.Unlock()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("restore %q: %w", sn.Node.Name, err))
@@ -238,15 +361,17 @@ func (m *Manager) Restore(ctx context.Context) []error {
 
 // Delete stops a node and forgets it, removing its file.
 func (m *Manager) Delete(name string) error {
-	return m.change("delete", name, m.remove)
+	return m.change("delete", name, func(mn *managedNode) error { return m.drop(mn, true) })
 }
 
-func (m *Manager) remove(mn *managedNode) error {
+// drop takes a node down and out of the manager; with persisted, its
+// Persister forgets it first. m.opMu must be held.
+func (m *Manager) drop(mn *managedNode, persisted bool) error {
 	name := mn.node.Name
 	// The file goes first: when it cannot be removed (a read-only config
 	// directory), the node stays as it was, running or not.
-	if m.store != nil {
-		if err := m.store.Delete(name); err != nil {
+	if persisted && mn.persist != nil {
+		if err := mn.persist.Delete(name); err != nil {
 			return err
 		}
 	}
@@ -255,14 +380,27 @@ func (m *Manager) remove(mn *managedNode) error {
 	}
 	m.mu.Lock()
 	delete(m.nodes, name)
-	m.byPort[mn.node.Port] = slices.DeleteFunc(m.byPort[mn.node.Port], func(o *managedNode) bool { return o == mn })
-	if len(m.byPort[mn.node.Port]) == 0 {
-		delete(m.byPort, mn.node.Port)
-	}
+	m.unindex(mn)
 	m.mu.Unlock()
 	m.log.Info("node deleted", "node", name)
+	for _, f := range m.onDelete {
+		f(name)
+	}
 	return nil
 }
+
+// unindex takes mn out of the port index; m.mu must be held.
+func (m *Manager) unindex(mn *managedNode) {
+	port := mn.node.Port
+	m.byPort[port] = slices.DeleteFunc(m.byPort[port], func(o *managedNode) bool { return o == mn })
+	if len(m.byPort[port]) == 0 {
+		delete(m.byPort, port)
+	}
+}
+
+// OnDelete calls f with the name of every node deleted or forgotten (to
+// drop its metrics, say). It is meant for setup, before the manager serves.
+func (m *Manager) OnDelete(f func(name string)) { m.onDelete = append(m.onDelete, f) }
 
 // change runs fn, the operation op, holding m.opMu, on a node that
 // run-time commands may change: ErrNotFound or ErrReadOnly otherwise,
@@ -288,13 +426,13 @@ func (m *Manager) change(op, name string, fn func(mn *managedNode) error) error 
 func (m *Manager) setActive(mn *managedNode, active bool) error {
 	m.mu.Lock()
 	changed := mn.active != active
-	n, readOnly := mn.node, mn.readOnly
+	n, readOnly, p := mn.node, mn.readOnly, mn.persist
 	m.mu.Unlock()
 	if !changed {
 		return nil
 	}
-	if !readOnly && m.store != nil {
-		if err := m.store.Save(StoredNode{Node: n, Active: active}); err != nil {
+	if !readOnly && p != nil {
+		if err := p.Save(StoredNode{Node: n, Active: active}); err != nil {
 			return err
 		}
 	}

@@ -52,3 +52,25 @@ func (NopObserver) Connection(string, bool) {}
 
 // Reconnected does nothing.
 func (NopObserver) Reconnected(string) {}
+
+// ObservedDriver is a backend driver that reports what it does (the state
+// of its hypervisor connections) to an Observer.
+type ObservedDriver interface {
+	// SetObserver makes the driver report to o.
+	SetObserver(o Observer)
+}
+
+// SetObserver hands o to every driver that is an ObservedDriver, as it
+// starts. It is meant for setup, before the first node.
+func (bs *Backends) SetObserver(o Observer) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	bs.obs = o
+}
+
+// observeDriver gives a starting driver the observer; bs.mu must be held.
+func (bs *Backends) observeDriver(d Driver) {
+	if od, ok := d.(ObservedDriver); ok && bs.obs != nil {
+		od.SetObserver(bs.obs)
+	}
+}

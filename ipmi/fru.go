@@ -114,7 +114,7 @@ func (f *fruStore) Read(ctx context.Context, deviceID uint8) ([]byte, error) {
 	}
 	id := f.h.fruID
 	id.serial = u.String()
-	if inv, ok := f.h.machine.(bmc.Inventoried); ok {
+	if inv, ok := bmc.As[bmc.Inventoried](f.h.machine); ok {
 		if i, err := inv.Inventory(ctx); err == nil {
 			if i.Manufacturer != "" {
 				id.manufacturer = i.Manufacturer

@@ -178,7 +178,7 @@ const sensorCache = time.Second
 
 func newSensors(m bmc.Machine) *sensors {
 	s := &sensors{records: map[uint16][]byte{}}
-	if _, ok := m.(bmc.StatsReporter); ok {
+	if _, ok := bmc.As[bmc.StatsReporter](m); ok {
 		s.list = append(s.list, statsSensors...)
 	}
 	s.list = append(s.list, powerSensor)
@@ -201,7 +201,7 @@ func (h *nodeHandlers) stats(ctx context.Context) (bmc.Stats, types.CompletionCo
 	}
 	var st bmc.Stats
 	cc := types.CodeOK
-	if r, ok := h.machine.(bmc.StatsReporter); ok {
+	if r, ok := bmc.As[bmc.StatsReporter](h.machine); ok {
 		st, cc = machineRead(ctx, h, "read statistics", r.Stats)
 	} else {
 		var p bmc.PowerState

@@ -66,6 +66,9 @@ type Options struct {
 	// IdleAfter is how long a node with no session open must be quiet
 	// before its BMC parks (idle.go); zero means DefaultIdleAfter.
 	IdleAfter time.Duration
+	// Observer receives sessions, failed logins, commands, session table
+	// and SOL occupancy and machine operation times; nil means none.
+	Observer bmc.Observer
 }
 
 // Server is one node's BMC: a UDP listener speaking IPMI 1.5 and 2.0 in
@@ -82,6 +85,7 @@ type Server struct {
 	unregister func()
 	h          *nodeHandlers
 	stopWatch  func()
+	obs        *observer
 }
 
 // New binds the node's UDP listener and prepares its BMC; Serve starts
@@ -97,6 +101,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 		opts.OpTimeout = DefaultOpTimeout
 	}
 
+	m = observeMachine(m, node.Backend.Type, opts.Observer)
 	suites, err := cipherSuites(node)
 	if err != nil {
 		return nil, err
@@ -117,11 +122,13 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	state.Sessions = gobmc.NewSessionStoreWithOptions(state.Clock(), sessionOpts...)
 	sessions := newSessionTable(state.Sessions, state.SOL, cmp.Or(opts.EvictIdle, DefaultEvictIdle), log)
 	replay := newReplayGuard()
+	obs := newObserver(node.Name, opts.Observer, state)
 	state.Sessions.SetOnRemove(func(id uint32) {
 		h.peers.forget(id)
 		sessions.forget(id)
 		replay.forget(id)
 		state.SOL.DeactivateBySession(id)
+		obs.tables()
 	})
 	state.SetCipherSuites(suites)
 	// A console stream that ends (a VM powered off, libvirtd restarted) is
@@ -143,15 +150,15 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("node %q: listen on %s: %w", node.Name, node.ListenAddr(), err)
 	}
 	h.listen = udp.LocalAddr().(*net.UDPAddr)
-	unregister := registerNode(state, h, recoverMiddleware(log), traceMiddleware(log), replay.middleware, sessions.middleware)
+	unregister := registerNode(state, h, obs.middleware, recoverMiddleware(log), traceMiddleware(log), replay.middleware, sessions.middleware)
 	// conn embeds *net.UDPConn, so go-ipmi also learns from LocalAddr the
 	// port that SOL activation reports.
-	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, peers: &h.peers, idleAfter: cmp.Or(opts.IdleAfter, DefaultIdleAfter), throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts), h.loginFailed)}, server.WithHandlerRegistry(sharedRegistry()))
+	srv := server.NewServer(state, &conn{UDPConn: udp, state: state, log: log, replay: replay, sessions: sessions, obs: obs, peers: &h.peers, idleAfter: cmp.Or(opts.IdleAfter, DefaultIdleAfter), throttle: newAuthThrottle(authLimit(opts), DefaultAuthWindow, authBlock(opts), h.loginFailed)}, server.WithHandlerRegistry(sharedRegistry()))
 	stopWatch := func() {}
-	if w, ok := m.(bmc.PowerWatcher); ok {
+	if w, ok := bmc.As[bmc.PowerWatcher](m); ok {
 		stopWatch = w.WatchPower(h.machinePower)
 	}
-	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister, h: h, stopWatch: stopWatch}, nil
+	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister, h: h, stopWatch: stopWatch, obs: obs}, nil
 }
 
 // Addr is the address the listener is bound to (with the real port when the
@@ -183,6 +190,7 @@ func (s *Server) Close() error {
 		s.unregister()
 		s.stopWatch()
 		s.h.control.close()
+		s.obs.close()
 	})
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("node %q: close: %w", s.node.Name, err)

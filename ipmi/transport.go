@@ -41,6 +41,7 @@ type conn struct {
 	// idleAfter is how long a node with no session stays awake (idle.go).
 	idleAfter time.Duration
 	peers     *peers
+	obs       *observer
 }
 
 // ReadFrom passes go-ipmi the next datagram that jobs 1 to 3 let through,
@@ -57,6 +58,7 @@ func (c *conn) ReadFrom(p []byte) (int, net.Addr, error) {
 			continue
 		}
 		c.throttleInbound(h, addr)
+		c.obs.inbound(h, addr)
 		c.sessions.inbound(h, addr)
 		c.peers.inbound(h, addr)
 		return n, addr, nil
@@ -83,6 +85,7 @@ func (c *conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	c.fixActivateSession(p, h)
 	c.sessions.outbound(h, addr)
 	c.throttleOutbound(h, addr)
+	c.obs.outbound(h, addr)
 	return c.UDPConn.WriteTo(p, addr)
 }
 

@@ -5,12 +5,15 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/govbmc/govbmc/bmc"
 )
 
 // Pool hands out one shared Conn per distinct URI and credentials.
 type Pool struct {
 	log         *slog.Logger
 	callTimeout time.Duration
+	obs         bmc.Observer // nil: nothing observed (see SetObserver)
 
 	mu    sync.Mutex
 	conns map[poolKey]*Conn
@@ -57,6 +60,7 @@ func (p *Pool) GetURI(u *URI, creds Credentials) (*Conn, error) {
 	}
 	c.pool, c.key, c.refs = p, k, 1
 	p.conns[k] = c
+	p.observe(c)
 	return c, nil
 }
 

@@ -164,13 +164,14 @@ func showProperties(n control.NodeInfo) map[string]any {
 	if nd.Backend.Type == libvirtconn.BackendType && lv.Domain != nd.Name {
 		p["libvirt_domain"] = lv.Domain
 	}
+	// Passwords come masked unless vbmcd's show_passwords says otherwise.
 	if len(nd.Users) > 0 {
 		p["username"] = nd.Users[0].Name
-		p["password"] = control.Masked
+		p["password"] = nd.Users[0].Password
 	}
 	users := make([]string, len(nd.Users))
 	for i, u := range nd.Users {
-		users[i] = fmt.Sprintf("%s:%s:%s", u.Name, control.Masked, strings.ToLower(u.Privilege.String()))
+		users[i] = fmt.Sprintf("%s:%s:%s", u.Name, u.Password, strings.ToLower(u.Privilege.String()))
 	}
 	p["users"] = strings.Join(users, ", ")
 	return p

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/govbmc/govbmc/internal/control"
+	"github.com/govbmc/govbmc/internal/vbmcconf"
 	"github.com/govbmc/govbmc/internal/version"
 	"github.com/spf13/cobra"
 )
@@ -52,7 +53,7 @@ func (a *app) ctx() (context.Context, context.CancelFunc) {
 // explain turns a client error into what the user should read.
 func (a *app) explain(err error) error {
 	if errors.Is(err, control.ErrNoDaemon) {
-		return fmt.Errorf("Failed to connect to the vbmcd server on %s: %w.\nStart it with `vbmcd` (or `vbmcd --foreground`), using the same config directory (--config-dir or $VBMC_CONFIG_DIR)",
+		return fmt.Errorf("Failed to connect to the vbmcd server on %s: %w.\nStart it with `vbmcd` (or `vbmcd --foreground`), using the same config directory (--config-dir, $VBMC_CONFIG_DIR or virtualbmc.conf's config_dir)",
 			filepath.Join(a.configDir, control.SocketName), control.ErrNoDaemon)
 	}
 	return err
@@ -68,7 +69,16 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&a.configDir, "config-dir", control.DefaultConfigDir(), "vbmcd's config directory, where its socket is ($VBMC_CONFIG_DIR)")
+	root.PersistentFlags().StringVar(&a.configDir, "config-dir", "", "vbmcd's config directory, where its socket is (default $VBMC_CONFIG_DIR, else virtualbmc.conf's config_dir, else ~/.vbmc)")
+	// The directory is found as vbmcd finds it, so that vbmc reaches its socket.
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		dir, _, err := vbmcconf.Resolve(a.configDir)
+		if err != nil {
+			return err
+		}
+		a.configDir = dir
+		return nil
+	}
 	var noDaemon bool
 	root.PersistentFlags().BoolVar(&noDaemon, "no-daemon", false, "accepted for VirtualBMC compatibility; vbmc never starts vbmcd itself")
 	addCliffGlobalFlags(root)

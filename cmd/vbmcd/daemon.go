@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +17,8 @@ import (
 	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/config"
 	"github.com/govbmc/govbmc/internal/control"
+	"github.com/govbmc/govbmc/internal/metrics"
+	"github.com/govbmc/govbmc/internal/vbmcconf"
 	"github.com/govbmc/govbmc/internal/version"
 	"github.com/govbmc/govbmc/ipmi"
 	_ "github.com/govbmc/govbmc/libvirtconn" // registers the libvirt backend
@@ -24,9 +28,10 @@ import (
 // manager. Every backend (libvirt through its import) registers itself; a
 // backend's driver, such as libvirt's pool of shared connections, starts at
 // its first node.
-func newManager(log *slog.Logger, backends *bmc.Backends) *bmc.Manager {
+func newManager(log *slog.Logger, backends *bmc.Backends, opts ipmi.Options) *bmc.Manager {
+	opts.Logger = log
 	frontends := func(n bmc.Node, m bmc.Machine) (bmc.Frontend, error) {
-		return ipmi.New(n, m, ipmi.Options{Logger: log})
+		return ipmi.New(n, m, opts)
 	}
 	mgr := bmc.NewManager(backends.NewMachine, frontends, log)
 	// vbmc add refuses a port another process holds and a machine that is
@@ -38,11 +43,14 @@ func newManager(log *slog.Logger, backends *bmc.Backends) *bmc.Manager {
 // runDaemon serves until ctx ends: the stored BMCs, the fleet file's, and
 // the control socket.
 func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
-	var fleet []bmc.Node
+	var fleet config.Fleet
 	if o.configFile != "" {
 		var err error
-		if fleet, err = config.Load(o.configFile); err != nil {
+		if fleet, err = config.LoadFleet(o.configFile); err != nil {
 			return err
+		}
+		if o.metricsAddress == "" {
+			o.metricsAddress = fleet.MetricsAddress
 		}
 	}
 	store, err := bmc.OpenStore(o.configDir)
@@ -55,18 +63,40 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	defer release()
 
+	logVirtualBMCConfig(log, o)
 	backends := bmc.NewBackends(log)
 	defer backends.Close()
-	mgr := newManager(log, backends)
+	var ipmiOpts ipmi.Options
+	if o.vbmc.SessionTimeoutSet {
+		ipmiOpts.SessionTimeout = o.vbmc.SessionTimeout
+	}
+	var met *metrics.Metrics
+	if o.metricsAddress != "" {
+		met = metrics.New()
+		ipmiOpts.Observer = met
+		backends.SetObserver(met)
+	}
+	mgr := newManager(log, backends, ipmiOpts)
 	mgr.UseStore(store)
 	stopRedfish, err := startRedfish(o, mgr, log)
 	if err != nil {
 		return err
 	}
 	defer stopRedfish()
+	// A node VirtualBMC could serve is added as its VirtualBMC file, so
+	// that VirtualBMC reads the same directory.
+	mgr.PersistAddsWith(vbmcconf.NewStore(o.configDir, store))
+	if met != nil {
+		mgr.OnDelete(met.Forget)
+		stopMetrics, err := serveMetrics(o.metricsAddress, met, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	started := 0
-	for _, n := range fleet {
+	for _, n := range fleet.Nodes {
 		if err := mgr.AddReadOnly(ctx, n); err != nil {
 			return err
 		}
@@ -74,13 +104,24 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 			started++
 		}
 	}
-	if len(fleet) > 0 && started == 0 {
+	if len(fleet.Nodes) > 0 && started == 0 {
 		_ = mgr.Close()
-		return fmt.Errorf("none of the %d nodes in %s could start (see the log)", len(fleet), o.configFile)
+		return fmt.Errorf("none of the %d nodes in %s could start (see the log)", len(fleet.Nodes), o.configFile)
 	}
 	for _, err := range mgr.Restore(ctx) {
 		log.Error("restoring a stored BMC", "err", err)
 	}
+	// VirtualBMC's node folders, read now and followed while vbmcd runs.
+	ctx, cancelWatch := context.WithCancel(ctx)
+	defer cancelWatch()
+	syncer := vbmcconf.NewSyncer(o.configDir, mgr, log)
+	syncer.Rescan(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		_ = vbmcconf.Watch(ctx, o.configDir, vbmcconf.RescanInterval, log, func() { syncer.Rescan(ctx) })
+	}()
+	defer func() { <-watchDone }()
 
 	sock := filepath.Join(o.configDir, control.SocketName)
 	l, err := control.Listen(sock)
@@ -88,7 +129,9 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 		_ = mgr.Close()
 		return err
 	}
-	srv := &http.Server{Handler: control.NewServer(mgr, backends.ListMachines, version.Version, log), ReadHeaderTimeout: 10 * time.Second}
+	api := control.NewServer(mgr, backends.ListMachines, version.Version, log)
+	api.ShowPasswords(o.vbmc.ShowPasswords)
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
 	log.Info("vbmcd serving", "config_dir", o.configDir, "socket", sock, "nodes", len(mgr.List()), "version", version.Version)
@@ -98,6 +141,7 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 		log.Info("vbmcd stopping", "reason", context.Cause(ctx))
 	case err := <-serveErr:
 		log.Error("control socket failed", "err", err)
+		cancelWatch()
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -108,6 +152,49 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	log.Info("vbmcd stopped")
 	return nil
+}
+
+// serveMetrics serves met at http://addr/metrics until stop is called.
+func serveMetrics(addr string, met *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", met.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics endpoint failed", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "url", "http://"+l.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
+}
+
+// logVirtualBMCConfig says which virtualbmc.conf vbmcd read and what of it
+// govbmc does not use.
+func logVirtualBMCConfig(log *slog.Logger, o options) {
+	c := o.vbmc
+	if c.Path == "" {
+		log.Info("no virtualbmc.conf found; VirtualBMC's defaults apply", "looked_in", "$"+vbmcconf.EnvConfig+", ~/.vbmc/virtualbmc.conf, /etc/virtualbmc/virtualbmc.conf")
+		return
+	}
+	timeout := "unset (IPMI sessions idle out after 60s)"
+	if c.SessionTimeoutSet {
+		timeout = c.SessionTimeout.String()
+	}
+	log.Info("virtualbmc.conf read", "path", c.Path, "config_dir", o.configDir, "pid_file", o.pidFile,
+		"show_passwords", c.ShowPasswords, "logfile", c.LogFile, "debug", c.Debug, "session_timeout", timeout)
+	log.Info("virtualbmc.conf server_port is not used: vbmc talks to vbmcd over the control socket", "server_port", c.ServerPort,
+		"socket", filepath.Join(o.configDir, control.SocketName))
 }
 
 // runningPid returns the pid in a pid file when that process lives.
@@ -156,18 +243,28 @@ func daemonize(o options) error {
 	if err := os.MkdirAll(o.configDir, 0o700); err != nil {
 		return fmt.Errorf("config directory: %w", err)
 	}
+	// With virtualbmc.conf's logfile, vbmcd writes it itself.
 	logPath := filepath.Join(o.configDir, "vbmcd.log")
+	if o.vbmc.LogFile != "" {
+		logPath = os.DevNull
+	}
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("log file: %w", err)
 	}
 	defer logFile.Close()
+	if o.vbmc.LogFile != "" {
+		logPath = o.vbmc.LogFile
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	args := []string{"--foreground", "--config-dir", o.configDir, "--pid-file", o.pidFile, "--log-level", o.logLevel, "--log-format", o.logFormat}
 	args = append(args, o.redfish.args()...)
+	if o.metricsAddress != "" {
+		args = append(args, "--metrics-address", o.metricsAddress)
+	}
 	child := exec.Command(self, args...)
 	child.Stdout, child.Stderr = logFile, logFile
 	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

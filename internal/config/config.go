@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -18,54 +19,75 @@ import (
 
 // Fleet is the top level of a fleet file.
 type Fleet struct {
+	// MetricsAddress is where vbmcd serves Prometheus metrics (host:port);
+	// empty means off. vbmcd's --metrics-address wins.
+	MetricsAddress string `yaml:"metrics_address,omitempty"`
 	// Nodes are the BMCs to serve.
 	Nodes []bmc.Node `yaml:"nodes"`
 }
 
-// Load reads and validates a fleet file.
+// Load reads and validates a fleet file's nodes.
 func Load(path string) ([]bmc.Node, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	nodes, err := Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	return nodes, nil
+	f, err := LoadFleet(path)
+	return f.Nodes, err
 }
 
-// Parse decodes and validates fleet YAML, applying defaults. Each node's
-// backend settings are read and checked by the backend its type names, so
-// a program registers its backends (imports their packages) first.
+// LoadFleet reads and validates a fleet file.
+func LoadFleet(path string) (Fleet, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Fleet{}, fmt.Errorf("read config: %w", err)
+	}
+	f, err := ParseFleet(raw)
+	if err != nil {
+		return Fleet{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Parse decodes and validates fleet YAML's nodes; see ParseFleet.
 func Parse(raw []byte) ([]bmc.Node, error) {
+	f, err := ParseFleet(raw)
+	return f.Nodes, err
+}
+
+// ParseFleet decodes and validates fleet YAML, applying defaults. Each
+// node's backend settings are read and checked by the backend its type
+// names, so a program registers its backends (imports their packages)
+// first.
+func ParseFleet(raw []byte) (Fleet, error) {
 	var tree yaml.Node
 	if err := yaml.Unmarshal(raw, &tree); err != nil {
-		return nil, fmt.Errorf("parse: %w", err)
+		return Fleet{}, fmt.Errorf("parse: %w", err)
 	}
 	items := nodeItems(&tree)
 	if err := checkPrivileges(items); err != nil {
-		return nil, err
+		return Fleet{}, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	var f Fleet
 	if err := dec.Decode(&f); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty config: no nodes")
+			return Fleet{}, errors.New("empty config: no nodes")
 		}
-		return nil, locate(err, items)
+		return Fleet{}, locate(err, items)
 	}
 	if len(f.Nodes) == 0 {
-		return nil, errors.New("no nodes defined (want a top-level 'nodes:' list)")
+		return Fleet{}, errors.New("no nodes defined (want a top-level 'nodes:' list)")
+	}
+	if f.MetricsAddress != "" {
+		if _, _, err := net.SplitHostPort(f.MetricsAddress); err != nil {
+			return Fleet{}, fmt.Errorf("metrics_address %q: want host:port: %w", f.MetricsAddress, err)
+		}
 	}
 	for i := range f.Nodes {
 		f.Nodes[i].ApplyDefaults()
 	}
 	if err := bmc.ValidateFleet(f.Nodes); err != nil {
-		return nil, err
+		return Fleet{}, err
 	}
-	return f.Nodes, nil
+	return f, nil
 }
 
 // nodeItems returns the YAML nodes of the entries of the top-level "nodes" list.

@@ -386,3 +386,17 @@ func TestBackendYAMLRoundTrip(t *testing.T) {
 		t.Errorf("written as\n%s\nwant\n%s", raw, want)
 	}
 }
+
+func TestMetricsAddress(t *testing.T) {
+	const node = "nodes:\n  - {name: n, address: 127.0.0.1, port: 6230, users: [{name: admin, password: password}], backend: {type: sim}}\n"
+	f, err := config.ParseFleet([]byte("metrics_address: 127.0.0.1:9623\n" + node))
+	if err != nil || f.MetricsAddress != "127.0.0.1:9623" {
+		t.Errorf("metrics_address read as %q (%v)", f.MetricsAddress, err)
+	}
+	if f, err := config.ParseFleet([]byte(node)); err != nil || f.MetricsAddress != "" {
+		t.Errorf("no metrics_address read as %q (%v), want off", f.MetricsAddress, err)
+	}
+	if _, err := config.ParseFleet([]byte("metrics_address: 9623\n" + node)); err == nil || !strings.Contains(err.Error(), "metrics_address") {
+		t.Errorf("a port without host: %v", err)
+	}
+}

@@ -6,8 +6,6 @@ package control
 import (
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 
 	"github.com/govbmc/govbmc/bmc"
 )
@@ -148,28 +146,18 @@ func decodeError(resp errorResponse) error {
 	return nil
 }
 
-// info builds the masked view of a node status.
-func info(st bmc.NodeStatus) NodeInfo {
+// info builds the view of a node status the API answers: every secret
+// masked unless show_passwords says otherwise.
+func (s *Server) info(st bmc.NodeStatus) NodeInfo {
 	n := st.Node
-	users := make([]bmc.User, len(n.Users))
-	for i, u := range n.Users {
-		u.Password = Masked
-		users[i] = u
+	if !s.showPasswords {
+		users := make([]bmc.User, len(n.Users))
+		for i, u := range n.Users {
+			u.Password = Masked
+			users[i] = u
+		}
+		n.Users = users
+		n.Backend = n.Backend.Redacted()
 	}
-	n.Users = users
-	n.Backend = n.Backend.Redacted()
 	return NodeInfo{Node: n, Status: st.Status, Reason: st.Reason, Active: st.Active, ReadOnly: st.ReadOnly}
-}
-
-// DefaultConfigDir is where vbmcd keeps its files and socket, and where vbmc
-// looks for them: $VBMC_CONFIG_DIR, else ~/.vbmc (VirtualBMC's place).
-func DefaultConfigDir() string {
-	if d := os.Getenv("VBMC_CONFIG_DIR"); d != "" {
-		return d
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ".vbmc"
-	}
-	return filepath.Join(home, ".vbmc")
 }

@@ -25,7 +25,13 @@ type Server struct {
 	version string
 	log     *slog.Logger
 	mux     *http.ServeMux
+	// show is VirtualBMC's show_passwords: answers carry passwords.
+	showPasswords bool
 }
+
+// ShowPasswords makes the API answer with passwords rather than masks, as
+// VirtualBMC's show_passwords does. It is meant for setup, before serving.
+func (s *Server) ShowPasswords(show bool) { s.showPasswords = show }
 
 // listTimeout bounds listing a backend's machines.
 const listTimeout = 15 * time.Second
@@ -99,7 +105,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, status int, name 
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, status, info(st))
+	writeJSON(w, status, s.info(st))
 }
 
 func (s *Server) getVersion(w http.ResponseWriter, _ *http.Request) {
@@ -110,7 +116,7 @@ func (s *Server) list(w http.ResponseWriter, _ *http.Request) {
 	all := s.mgr.List()
 	out := make([]NodeInfo, len(all))
 	for i, st := range all {
-		out[i] = info(st)
+		out[i] = s.info(st)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -149,7 +155,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 	st, getErr := s.mgr.Get(name)
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, info(st))
+		writeJSON(w, http.StatusOK, s.info(st))
 	case getErr != nil || errors.Is(err, bmc.ErrReadOnly):
 		s.fail(w, r, err)
 	default:
@@ -157,7 +163,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadGateway, struct {
 			errorResponse
 			NodeInfo
-		}{errorResponse{Error: err.Error(), Code: CodeFailed}, info(st)})
+		}{errorResponse{Error: err.Error(), Code: CodeFailed}, s.info(st)})
 	}
 }
 

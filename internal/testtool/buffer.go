@@ -2,6 +2,7 @@ package testtool
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 )
 
@@ -23,4 +24,19 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Lines counts the lines written that hold every one of parts.
+func (s *Buffer) Lines(parts ...string) int {
+	n := 0
+	for _, l := range strings.Split(s.String(), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }

@@ -60,8 +60,10 @@ type DaemonConfig struct {
 	LogFile string
 	// Debug is [log] debug.
 	Debug bool
-	// SessionTimeout is [ipmi] session_timeout.
-	SessionTimeout time.Duration
+	// SessionTimeout is [ipmi] session_timeout, and SessionTimeoutSet
+	// whether the file gives it (else VirtualBMC's default of 1 s).
+	SessionTimeout    time.Duration
+	SessionTimeoutSet bool
 }
 
 // Locate returns the virtualbmc.conf VirtualBMC would read: the first of
@@ -150,7 +152,7 @@ func LoadDaemonConfig(path string) (DaemonConfig, error) {
 		if err != nil || secs < 0 {
 			return c, bad("ipmi", "session_timeout", fmt.Errorf("%q is not a whole number of seconds", v))
 		}
-		c.SessionTimeout = time.Duration(secs) * time.Second
+		c.SessionTimeout, c.SessionTimeoutSet = time.Duration(secs)*time.Second, true
 	}
 	return c, nil
 }
@@ -200,6 +202,9 @@ func ReadNode(dir, name string) (NodeFile, error) {
 		return nf, fmt.Errorf("%s: %w", p, err)
 	case st.IsDir():
 		return nf, fmt.Errorf("%s: is a directory, not a config file", p)
+	case !st.Mode().IsRegular():
+		// A FIFO or device would block or never end the read.
+		return nf, fmt.Errorf("%s: is not a regular file (%v)", p, st.Mode().Type())
 	}
 	raw, err := os.ReadFile(p)
 	if err != nil {
@@ -227,7 +232,7 @@ func ReadNode(dir, name string) (NodeFile, error) {
 	}
 	nf.Username, nf.Password = vals["username"], vals["password"]
 	nf.Address, nf.DomainName, nf.LibvirtURI = vals["address"], vals["domain_name"], vals["libvirt_uri"]
-	nf.LibvirtSASLUsername, nf.LibvirtSASLPassword = vals["libvirt_sasl_username"], vals["libvirt_sasl_password"]
+	nf.LibvirtSASLUsername, nf.LibvirtSASLPassword = none(vals["libvirt_sasl_username"]), none(vals["libvirt_sasl_password"])
 	port, ok := vals["port"]
 	if !ok {
 		return nf, fmt.Errorf("%s: [%s] port: missing", p, NodeSection)
@@ -247,25 +252,39 @@ func ReadNode(dir, name string) (NodeFile, error) {
 	return nf, nil
 }
 
+// NodeError is a node folder Scan could not read: its name, and why (the
+// error names the file).
+type NodeError struct {
+	// Name is the folder's name.
+	Name string
+	// Err is why it was skipped; errors.Is(err, ErrNoConfig) for a folder
+	// without a config file.
+	Err error
+}
+
+// Error is the reason, naming the file.
+func (e *NodeError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the reason.
+func (e *NodeError) Unwrap() error { return e.Err }
+
 // Scan reads every node folder under dir, sorted by name. A folder whose
-// config cannot be read is reported in problems, each naming its file, and
-// skipped; folders without a config file and plain files are ignored, as
-// VirtualBMC ignores them.
-func Scan(dir string) (nodes []NodeFile, problems []error) {
+// config cannot be read (or that has none) is reported in problems as a
+// *NodeError naming its file, and skipped, as VirtualBMC skips it; plain
+// files (govbmc's own, the control socket) and hidden folders are not
+// node folders.
+func Scan(dir string) (nodes []NodeFile, problems []*NodeError) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, []error{fmt.Errorf("read config directory: %w", err)}
+		return nil, []*NodeError{{Err: fmt.Errorf("read config directory: %w", err)}}
 	}
 	for _, e := range entries {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		nf, err := ReadNode(dir, e.Name())
-		if errors.Is(err, ErrNoConfig) {
-			continue
-		}
 		if err != nil {
-			problems = append(problems, err)
+			problems = append(problems, &NodeError{Name: e.Name(), Err: err})
 			continue
 		}
 		nodes = append(nodes, nf)
@@ -273,25 +292,51 @@ func Scan(dir string) (nodes []NodeFile, problems []error) {
 	return nodes, problems
 }
 
-// SetActive rewrites the node's active line, atomically, leaving every other
-// line as VirtualBMC's configparser would read it.
+// SetActive rewrites the node's active line, atomically, leaving every
+// other byte of the file as it was (comments, spacing, key order): the
+// active line of the [VirtualBMC] section gets VirtualBMC's str(bool), or
+// one is added at the section's end when it has none.
 func SetActive(dir, name string, active bool) error {
 	p := NodePath(dir, name)
-	f, err := ini.LoadSources(loadOptions, p)
+	raw, err := os.ReadFile(p)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
-	s, err := f.GetSection(NodeSection)
-	if err != nil {
+	// The file must read as a node file before and after.
+	if _, err := ReadNode(dir, name); err != nil {
+		return err
+	}
+	lines := strings.SplitAfter(string(raw), "\n")
+	section, at, end := "", -1, -1
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]") {
+			section = t[1 : len(t)-1]
+			continue
+		}
+		if section != NodeSection {
+			continue
+		}
+		if t != "" && !strings.HasPrefix(t, "#") && !strings.HasPrefix(t, ";") {
+			end = i
+		}
+		if key, _, ok := strings.Cut(strings.NewReplacer(":", "=").Replace(t), "="); ok && strings.EqualFold(strings.TrimSpace(key), "active") {
+			at = i
+		}
+	}
+	if end < 0 && at < 0 {
 		return fmt.Errorf("%s: no [%s] section", p, NodeSection)
 	}
-	// VirtualBMC writes str(bool): "True" or "False".
-	s.Key("active").SetValue(strings.ToUpper(strconv.FormatBool(active)[:1]) + strconv.FormatBool(active)[1:])
-	var b strings.Builder
-	if _, err := f.WriteTo(&b); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
+	line := "active = " + pyBool(active) + "\n"
+	if at >= 0 {
+		lines[at] = line
+	} else {
+		if !strings.HasSuffix(lines[end], "\n") {
+			lines[end] += "\n"
+		}
+		lines = append(lines[:end+1], append([]string{line}, lines[end+1:]...)...)
 	}
-	return bmc.WriteFileAtomic(filepath.Dir(p), p, []byte(b.String()))
+	return bmc.WriteFileAtomic(filepath.Dir(p), p, []byte(strings.Join(lines, "")))
 }
 
 // Delete removes a node's folder, as `vbmc delete` does in VirtualBMC.
@@ -315,6 +360,15 @@ func ParseBool(s string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%q is not a boolean (want True or False)", s)
+}
+
+// none reads Python's str(None), which VirtualBMC's vbmc add may write
+// for SASL settings it was not given, as unset.
+func none(s string) string {
+	if s == "None" {
+		return ""
+	}
+	return s
 }
 
 // unescape undoes configparser's interpolation escape: "%%" reads as "%".

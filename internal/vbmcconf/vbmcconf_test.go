@@ -157,8 +157,9 @@ func TestScanSkipsWhatItCannotParse(t *testing.T) {
 	if want := []string{"good-a", "good-b"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("scanned %v, want %v", names, want)
 	}
-	if len(problems) != 1 || !strings.Contains(problems[0].Error(), NodePath(dir, "broken")) {
-		t.Errorf("problems %v, want one naming %s", problems, NodePath(dir, "broken"))
+	if len(problems) != 2 || problems[0].Name != "broken" || !strings.Contains(problems[0].Error(), NodePath(dir, "broken")) ||
+		problems[1].Name != "noconfig" || !errors.Is(problems[1], ErrNoConfig) || !strings.Contains(problems[1].Error(), NodePath(dir, "noconfig")) {
+		t.Errorf("problems %v, want the broken file and the folder without config, each named", problems)
 	}
 }
 
@@ -184,6 +185,24 @@ func TestSetActiveKeepsTheRest(t *testing.T) {
 	}
 	if got, _ := ReadNode(dir, "node-1"); got.Active {
 		t.Error("SetActive(false) left it active")
+	}
+	if raw, _ := os.ReadFile(NodePath(dir, "node-1")); string(raw) != "# written by hand\n"+virtualBMCNode {
+		t.Errorf("True then False: the file is not byte for byte what was written:\n%s", raw)
+	}
+	// metal3's file, its spacing kept; a file without an active line gets one.
+	writeNode(t, dir, "m", "[VirtualBMC]\nusername=admin\nport=6230\ndomain_name=m\nACTIVE: true\n[other]\nactive = x\n")
+	if err := SetActive(dir, "m", false); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(NodePath(dir, "m")); string(raw) != "[VirtualBMC]\nusername=admin\nport=6230\ndomain_name=m\nactive = False\n[other]\nactive = x\n" {
+		t.Errorf("SetActive rewrote more than the active line:\n%s", raw)
+	}
+	writeNode(t, dir, "n", "[VirtualBMC]\nport = 6230\ndomain_name = n\n\n# end\n")
+	if err := SetActive(dir, "n", true); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(NodePath(dir, "n")); string(raw) != "[VirtualBMC]\nport = 6230\ndomain_name = n\nactive = True\n\n# end\n" {
+		t.Errorf("SetActive without an active line:\n%s", raw)
 	}
 	if leftovers, _ := filepath.Glob(filepath.Join(dir, "node-1", ".tmp-*")); len(leftovers) != 0 {
 		t.Errorf("temporary files left: %v", leftovers)
@@ -219,7 +238,7 @@ func TestLoadDaemonConfig(t *testing.T) {
 	}
 	def := Defaults()
 	if c.ConfigDir != "/root/.vbmc/conf/" || c.LogFile != "/root/.vbmc/log/virtualbmc.log" || !c.Debug ||
-		c.SessionTimeout != time.Second || c.PIDFile != def.PIDFile || c.ServerPort != 50891 || c.ShowPasswords {
+		c.SessionTimeout != time.Second || c.SessionTimeoutSet || c.PIDFile != def.PIDFile || c.ServerPort != 50891 || c.ShowPasswords {
 		t.Errorf("metal3's file read as %+v", c)
 	}
 	full := filepath.Join(dir, "full.conf")
@@ -229,7 +248,7 @@ func TestLoadDaemonConfig(t *testing.T) {
 	if c, err = LoadDaemonConfig(full); err != nil {
 		t.Fatal(err)
 	}
-	if !c.ShowPasswords || c.PIDFile != "/run/vbmc.pid" || c.ServerPort != 50892 || c.SessionTimeout != 20*time.Second || c.ConfigDir != def.ConfigDir {
+	if !c.ShowPasswords || c.PIDFile != "/run/vbmc.pid" || c.ServerPort != 50892 || c.SessionTimeout != 20*time.Second || !c.SessionTimeoutSet || c.ConfigDir != def.ConfigDir {
 		t.Errorf("full file read as %+v", c)
 	}
 	bad := filepath.Join(dir, "bad.conf")
@@ -264,5 +283,30 @@ func TestLocate(t *testing.T) {
 	}
 	if got := Locate(); got != env {
 		t.Errorf("with $VIRTUALBMC_CONFIG: Locate() = %q, want %q", got, env)
+	}
+}
+
+func TestResolvePrecedence(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv(EnvConfig, "")
+	t.Setenv(EnvConfigDir, "")
+	if dir, conf, err := Resolve(""); err != nil || dir != filepath.Join(home, ".vbmc") || conf.Path != "" {
+		t.Errorf("no file, no flag: %q (file %q, %v), want VirtualBMC's ~/.vbmc", dir, conf.Path, err)
+	}
+	file := filepath.Join(t.TempDir(), "virtualbmc.conf")
+	if err := os.WriteFile(file, []byte("[default]\nconfig_dir = /srv/vbmc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvConfig, file)
+	if dir, conf, err := Resolve(""); err != nil || dir != "/srv/vbmc" || conf.Path != file {
+		t.Errorf("$VIRTUALBMC_CONFIG: %q (file %q, %v), want its config_dir", dir, conf.Path, err)
+	}
+	t.Setenv(EnvConfigDir, "/var/lib/govbmc")
+	if dir, _, _ := Resolve(""); dir != "/var/lib/govbmc" {
+		t.Errorf("$VBMC_CONFIG_DIR: %q, want it over virtualbmc.conf", dir)
+	}
+	if dir, conf, _ := Resolve("/flag"); dir != "/flag" || conf.Path != file {
+		t.Errorf("--config-dir: %q (file %q), want the flag, the file still read", dir, conf.Path)
 	}
 }

@@ -86,6 +86,9 @@ func Watch(ctx context.Context, dir string, interval time.Duration, log *slog.Lo
 				events = nil
 				continue
 			}
+			if !relevant(dir, ev, watched) {
+				continue
+			}
 			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 				delete(watched, ev.Name)
 			}
@@ -103,4 +106,19 @@ func Watch(ctx context.Context, dir string, interval time.Duration, log *slog.Lo
 			log.Warn("config directory watch", "dir", dir, "err", fmt.Errorf("fsnotify: %w", err))
 		}
 	}
+}
+
+// relevant reports an event that may change what the directory serves: a
+// node folder created, removed or renamed, or a config file in one. The
+// files beside the folders (govbmc's own: its log, pid file, socket and
+// JSON files) are written all the time and change nothing here.
+func relevant(dir string, ev fsnotify.Event, watched map[string]bool) bool {
+	if filepath.Base(ev.Name) == NodeFileName || watched[ev.Name] {
+		return true
+	}
+	if filepath.Dir(ev.Name) != dir {
+		return false // a temporary file in a node folder, before its rename to config
+	}
+	st, err := os.Stat(ev.Name)
+	return err == nil && st.IsDir()
 }

@@ -75,6 +75,22 @@ func TestWatchRescansOnChange(t *testing.T) {
 	}
 }
 
+func TestWatchIgnoresGovbmcsOwnFiles(t *testing.T) {
+	dir := t.TempDir()
+	calls := watchCalls(t, dir, time.Hour)
+	waitCall(t, calls, "start")
+	for _, f := range []string{"vbmcd.log", "node.json", "vbmcd.pid"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-calls:
+		t.Error("writing govbmc's own files beside the node folders triggered a rescan")
+	case <-time.After(3 * settle):
+	}
+}
+
 func TestWatchRescansPeriodically(t *testing.T) {
 	calls := watchCalls(t, t.TempDir(), 20*time.Millisecond)
 	for i := 0; i < 3; i++ {
