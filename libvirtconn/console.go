@@ -17,8 +17,13 @@ import (
 // checks it.
 const consolePoll = time.Second
 
+// consoleHeldPoll is how often the BMC tries again, without taking it,
+// for a console another client (virsh console) holds.
+const consoleHeldPoll = 5 * time.Second
+
 // consoleOpenWait bounds how long a domain started by the BMC stays paused
-// waiting for its console stream; after that it runs without it.
+// waiting for its console stream, and how long a reset through the BMC
+// waits for it; after that they go on without it.
 const consoleOpenWait = 5 * time.Second
 
 // streamOpenTimeout bounds the stream loop's wait for the connection and
@@ -34,6 +39,13 @@ const resumeMargin = 500 * time.Millisecond
 // so that output written while no client is attached (a boot after a power
 // on) is there when one attaches. The stream is wanted from a BMC power-on
 // until the domain stops, and for as long as a client is attached.
+//
+// libvirt gives a console to one stream at a time. The BMC takes it from
+// another holder (an operator's `virsh console --force`) only when one of
+// its users asks (see claim): a SOL activation, or a power on, reset or
+// cycle through the BMC. Otherwise it opens the console without libvirt's
+// Force flag, so a console someone else took stays theirs until they let
+// it go.
 type console struct {
 	conn *Conn
 	// find looks the domain up on a live connection.
@@ -48,8 +60,15 @@ type console struct {
 	running  bool           // the stream loop is running
 	attached int            // clients attached
 	input    *io.PipeWriter // typed input into the current stream, or nil
-	stop     chan struct{}  // closed when the domain is closed
-	wake     chan struct{}  // cuts short the loop's wait for the domain
+	open     bool           // libvirtd has opened the current stream
+	// force makes the next stream take the console from any other holder:
+	// a BMC user asked for it (see claim).
+	force bool
+	// heldLogged: that another client holds the console has been logged
+	// since the BMC last had it.
+	heldLogged bool
+	stop       chan struct{} // closed when the domain is closed
+	wake       chan struct{} // cuts short the loop's wait for the domain
 	// waiters are closed by the next stream attempt once libvirtd has
 	// opened the console, or once that attempt has failed (see captureBoot).
 	waiters []chan struct{}
@@ -86,7 +105,8 @@ var testHookHoldPausedStart func(ctx context.Context)
 // guest writes to a pty that nobody has open. So the domain starts paused,
 // the stream is opened, and the guest resumed then. A driver that cannot
 // start a domain paused (the test driver) starts it running, the stream
-// following as fast as it can.
+// following as fast as it can. A power on through the BMC is a user of the
+// BMC asking for the console: the stream takes it from any other holder.
 func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Domain, start func(paused bool) error) error {
 	if err := start(true); err != nil {
 		if !errors.Is(err, errCannotStartPaused) && !hasCode(err, libvirt.ErrInvalidArg, libvirt.ErrNoSupport) {
@@ -95,16 +115,51 @@ func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libv
 		if err := start(false); err != nil {
 			return err
 		}
-		c.want()
+		c.claim(true)
 		return nil
 	}
+	c.awaitOpen(ctx, c.claim(true), "power on")
+	if hold := testHookHoldPausedStart; hold != nil {
+		hold(ctx)
+	}
+	if err := lv.DomainResume(dom); err != nil {
+		return undoPausedStart(lv, dom, err)
+	}
+	return nil
+}
+
+// takeForReset takes the console, from another holder if need be, before
+// a reset through the BMC: the reboot's output is captured from its first
+// line. It returns once the stream is open, or when it is not in time.
+func (c *console) takeForReset(ctx context.Context) {
+	c.awaitOpen(ctx, c.claim(false), "reset")
+}
+
+// claim asks for the console on behalf of a user of the BMC: the next
+// stream the BMC opens takes it from any other holder. With the BMC's own
+// stream open the console is the BMC's already, and nothing is taken
+// (unless fresh: that stream is of a run that has ended, the domain having
+// just been started again). The channel returned is closed once libvirtd
+// has opened the next stream, or once that attempt has failed; at once
+// when the BMC's stream is open and fresh is false.
+func (c *console) claim(fresh bool) <-chan struct{} {
 	opened := make(chan struct{})
 	c.mu.Lock()
-	c.waiters = append(c.waiters, opened)
+	if c.open && !fresh {
+		close(opened)
+	} else {
+		c.force = true
+		c.waiters = append(c.waiters, opened)
+	}
 	c.mu.Unlock()
 	c.want()
-	// The guest waits for its console at most consoleOpenWait, and never
-	// so long that the caller's deadline passes before it is resumed.
+	return opened
+}
+
+// awaitOpen waits for opened (see claim) while op (a power on or a reset)
+// waits to go on: at most consoleOpenWait, and never so long that ctx's
+// deadline passes before op goes on.
+func (c *console) awaitOpen(ctx context.Context, opened <-chan struct{}, op string) {
 	wait := consoleOpenWait
 	if dl, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(dl)-resumeMargin)
@@ -116,15 +171,8 @@ func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libv
 	case <-c.stop:
 	case <-ctx.Done():
 	case <-timer.C:
-		c.log.Warn("console stream not open in time; the guest starts without it", "waited", wait)
+		c.log.Warn("console stream not open in time; going on without it", "op", op, "waited", wait)
 	}
-	if hold := testHookHoldPausedStart; hold != nil {
-		hold(ctx)
-	}
-	if err := lv.DomainResume(dom); err != nil {
-		return undoPausedStart(lv, dom, err)
-	}
-	return nil
 }
 
 // errCannotStartPaused is what a start function of captureBoot returns
@@ -189,7 +237,8 @@ func (c *console) want() {
 	go c.loop()
 }
 
-// attach connects a client.
+// attach connects a client (a SOL activation): a user of the BMC asking
+// for the console, which the BMC takes from any other holder.
 func (c *console) attach() (io.ReadWriteCloser, error) {
 	rwc, err := c.buf.Attach()
 	if err != nil {
@@ -198,7 +247,7 @@ func (c *console) attach() (io.ReadWriteCloser, error) {
 	c.mu.Lock()
 	c.attached++
 	c.mu.Unlock()
-	c.want()
+	c.claim(false)
 	return &attachment{ReadWriteCloser: rwc, c: c}, nil
 }
 
@@ -217,6 +266,16 @@ func (a *attachment) Close() error {
 	return a.ReadWriteCloser.Close()
 }
 
+// streamResult is what one attempt of the stream loop came to.
+type streamResult int
+
+const (
+	streamNone  streamResult = iota // no stream: the domain is off, or libvirtd out of reach
+	streamEnded                     // a stream was open, and has ended
+	streamHeld                      // another client holds the console
+	streamError                     // libvirtd refused the stream otherwise
+)
+
 // loop streams the console while the domain runs, and waits for it to
 // start while a client is attached; otherwise it ends.
 func (c *console) loop() {
@@ -229,12 +288,17 @@ func (c *console) loop() {
 			return false
 		}
 		c.running = false
+		c.force = false
 		return true
 	}
 	for {
-		streamed := c.streamOnce()
-		if !streamed && finish() {
+		result := c.streamOnce()
+		if result == streamNone && finish() {
 			return
+		}
+		wait := consolePoll
+		if result == streamHeld {
+			wait = consoleHeldPoll
 		}
 		select {
 		case <-c.stop:
@@ -243,10 +307,11 @@ func (c *console) loop() {
 			c.mu.Unlock()
 			return
 		case <-c.wake:
-		case <-time.After(consolePoll):
+		case <-time.After(wait):
 		}
-		// The stream ended (the domain stopped): go on only while the
-		// domain runs again or a client waits for it.
+		// The stream ended (the domain stopped, or another client took the
+		// console): go on only while the domain runs again or a client
+		// waits for it.
 		ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
 		runs := c.runs(ctx)
 		cancel()
@@ -257,12 +322,13 @@ func (c *console) loop() {
 }
 
 // streamOnce opens the console stream of a running domain and copies its
-// output until the stream ends. It reports whether a stream was open.
-func (c *console) streamOnce() bool {
+// output until the stream ends. It takes the console from another holder
+// only when a user of the BMC asked for it (force, see claim).
+func (c *console) streamOnce() streamResult {
 	// The boots waiting for a stream from now on: released once libvirtd
 	// has opened this one, or when it fails.
 	c.mu.Lock()
-	waiters := c.waiters
+	waiters, force := c.waiters, c.force
 	c.waiters = nil
 	c.mu.Unlock()
 	var release sync.Once
@@ -278,26 +344,34 @@ func (c *console) streamOnce() bool {
 	lv, _, err := c.conn.current(ctx)
 	cancel()
 	if err != nil {
-		return false
+		return streamNone
 	}
 	dom, err := c.find(lv)
 	if err != nil {
-		return false
+		return streamNone
 	}
 	if on, err := domainOn(lv, dom); err != nil || !on {
-		return false
+		return streamNone
 	}
 	inR, inW := io.Pipe()
 	c.mu.Lock()
 	c.input = inW
 	c.mu.Unlock()
+	// go-libvirt starts reading the input only once libvirtd has answered
+	// the open: by then the stream has the console. (It may start after
+	// the stream has ended: ended says so.)
+	ended := false
+	in := &firstRead{r: inR, fn: func() {
+		c.gotConsole(&ended)
+		opened()
+	}}
+	flags := uint32(0)
+	if force {
+		flags = uint32(libvirt.DomainConsoleForce)
+	}
 	done := make(chan error, 1)
 	go func() {
-		// Force: take the console over from a stale holder (virsh console).
-		// go-libvirt starts reading the input only once libvirtd has
-		// answered the open: by then the stream has the pty.
-		in := &firstRead{r: inR, fn: opened}
-		done <- lv.DomainOpenConsoleBidirectional(dom, nil, in, c.buf, uint32(libvirt.DomainConsoleForce))
+		done <- lv.DomainOpenConsoleBidirectional(dom, nil, in, c.buf, flags)
 	}()
 	var err2 error
 	select {
@@ -311,13 +385,53 @@ func (c *console) streamOnce() bool {
 	}
 	c.mu.Lock()
 	c.input = nil
+	wasOpen := c.open
+	c.open, ended = false, true
 	c.mu.Unlock()
 	inW.Close()
 	inR.Close()
-	if err2 != nil && !errors.Is(err2, io.ErrClosedPipe) {
+	switch {
+	case !wasOpen && !force && hasCode(err2, libvirt.ErrOperationFailed):
+		// "Active console session exists for this domain".
+		c.heldElsewhere(err2)
+		return streamHeld
+	case !wasOpen && err2 != nil:
+		c.log.Debug("console stream not opened", "err", err2, "force", force)
+		return streamError
+	case err2 != nil && !errors.Is(err2, io.ErrClosedPipe):
 		c.log.Debug("console stream ended", "err", err2)
 	}
-	return true
+	return streamEnded
+}
+
+// gotConsole records that libvirtd has opened the BMC's stream, unless
+// that stream has ended already: the console is the BMC's, and what a user
+// of the BMC asked for is done.
+func (c *console) gotConsole(ended *bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if *ended {
+		return
+	}
+	c.open = true
+	c.force = false
+	if c.heldLogged {
+		c.heldLogged = false
+		c.log.Info("serial console free again: the BMC captures it")
+	}
+}
+
+// heldElsewhere logs, once until the BMC has the console again, that
+// another client holds it.
+func (c *console) heldElsewhere(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.heldLogged {
+		c.log.Debug("serial console still held by another client")
+		return
+	}
+	c.heldLogged = true
+	c.log.Info("serial console held by another client (virsh console?); the BMC leaves it and tries again without taking it; a SOL activate, power on, reset or cycle through the BMC takes it", "err", err)
 }
 
 // close stops the stream loop.

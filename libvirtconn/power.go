@@ -146,9 +146,10 @@ func (d *Domain) SoftOff(ctx context.Context) error {
 	})
 }
 
-// Reset hard-resets a running domain. When the boot configuration changed
-// during this run, the domain is restarted instead, so the new boot device
-// applies (a libvirt reset keeps the running configuration).
+// Reset hard-resets a running domain, its console capturing the reboot
+// (taken back from another holder first). When the boot configuration
+// changed during this run, the domain is restarted instead, so the new
+// boot device applies (a libvirt reset keeps the running configuration).
 func (d *Domain) Reset(ctx context.Context) error {
 	return d.exclusive(ctx, "hard reset", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		if err := requireOn(lv, dom); err != nil {
@@ -157,6 +158,7 @@ func (d *Domain) Reset(ctx context.Context) error {
 		if d.boot.changedDuring(dom.ID) {
 			return d.restartLocked(ctx, lv, dom)
 		}
+		d.console.takeForReset(ctx)
 		return lv.DomainReset(dom, 0)
 	})
 }

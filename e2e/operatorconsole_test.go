@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govbmc/govbmc/internal/testtool"
+)
+
+// rebootingConsoleDomain is testtool.ConsoleDomainXML that never stops
+// printing on its console: SeaBIOS offers its boot menu for 3 s, finds
+// nothing to boot and reboots at once (rebootTimeout 0), over and over.
+var rebootingConsoleDomain = strings.NewReplacer(
+	"<bootmenu enable='yes' timeout='10000'/>", "<bootmenu enable='yes' timeout='3000'/>",
+	"<bios useserial='yes'/>", "<bios useserial='yes' rebootTimeout='0'/>",
+).Replace(testtool.ConsoleDomainXML)
+
+// banner is what SeaBIOS prints at every boot.
+const banner = "SeaBIOS (version"
+
+// virshConsole runs an operator's `virsh console` (args after the domain)
+// on a terminal.
+func virshConsole(t *testing.T, domain string, args ...string) *testtool.Terminal {
+	t.Helper()
+	return testtool.StartTerminal(t, "virsh", append([]string{"-c", "qemu:///system", "console", domain}, args...)...)
+}
+
+// TestOperatorKeepsVirshConsole: while a BMC that powered a VM on captures
+// its console, a plain `virsh console` is refused, and an operator's
+// `virsh console --force` takes the console and keeps it: it stays
+// connected and receives the guest's output for 10 s and more, the BMC
+// logging once that another client holds the console. A later `sol
+// activate` takes the console back: the operator's virsh is disconnected,
+// and an ESC typed in the SOL session opens the guest's boot menu.
+func TestOperatorKeepsVirshConsole(t *testing.T) {
+	testtool.SystemLibvirtd(t)
+	testtool.Require(t, "qemu-system-x86_64")
+	if !strings.Contains(rebootingConsoleDomain, "timeout='3000'") || !strings.Contains(rebootingConsoleDomain, "rebootTimeout='0'") {
+		t.Fatalf("testtool.ConsoleDomainXML changed: the VM would not reboot in a loop:\n%s", rebootingConsoleDomain)
+	}
+	c := get(t, pool(t), "qemu:///system")
+	name := testtool.DomainName(t, "")
+	testtool.DefineDomain(t, c, name, rebootingConsoleDomain, testtool.VirtType())
+	n := serveDomain(t, c, name)
+	n.must("power", "on")
+
+	// The BMC holds the console: virsh without --force is refused.
+	plain := virshConsole(t, name)
+	if err := plain.Wait(t, 30*time.Second); err == nil {
+		t.Fatalf("virsh console without --force succeeded while the BMC holds the console:\n%s", plain.Output())
+	}
+	mustContain(t, plain.Output(), "Active console session exists for this domain")
+
+	// The operator forces it, and keeps it.
+	op := virshConsole(t, name, "--force")
+	testtool.Eventually(t, 30*time.Second, "virsh console --force connected", func() bool {
+		return strings.Contains(op.Output(), "Escape character is")
+	})
+	connected := time.Now()
+	testtool.Eventually(t, 90*time.Second, "the operator's console connected for 10 s, receiving the guest's boots all along", func() bool {
+		if !op.Running() {
+			t.Fatalf("the operator's virsh console ended after %v:\n%s", time.Since(connected).Round(time.Millisecond), op.Output())
+		}
+		return time.Since(connected) >= 10*time.Second && strings.Count(op.Output(), banner) >= 3
+	})
+	// Still connected, and still receiving: one more boot, seen by virsh.
+	seen := strings.Count(op.Output(), banner)
+	testtool.Eventually(t, 60*time.Second, "another boot on the operator's console", func() bool {
+		if !op.Running() {
+			t.Fatalf("the operator's virsh console ended:\n%s", op.Output())
+		}
+		return strings.Count(op.Output(), banner) > seen
+	})
+	if strings.Contains(op.Output(), "error:") {
+		t.Fatalf("the operator's virsh console reports an error:\n%s", op.Output())
+	}
+	if held := strings.Count(n.logs.String(), "serial console held by another client"); held != 1 {
+		t.Fatalf("the BMC logged %d times that another client holds the console, want once:\n%s", held, n.logs.String())
+	}
+	mustContain(t, n.logs.String(), "level=INFO msg=\"serial console held by another client")
+
+	// A BMC user asks for the console: SOL takes it back.
+	s := n.sol(t)
+	if err := op.Wait(t, 30*time.Second); err == nil {
+		t.Fatalf("the operator's virsh console went on after sol activate took the console:\n%s", op.Output())
+	}
+	// ESC at each boot menu prompt the SOL session shows, until the menu
+	// opens: a keystroke typed in SOL reaches the guest.
+	prompts := 0
+	testtool.Eventually(t, 60*time.Second, "the boot menu an ESC typed in SOL opens", func() bool {
+		out := s.Output()
+		if strings.Contains(out, "Select boot device") {
+			return true
+		}
+		if now := strings.Count(out, "Press ESC for boot menu"); now > prompts {
+			prompts = now
+			s.Type(t, "\x1b")
+		}
+		return false
+	})
+	s.Type(t, "\r~.")
+	_ = s.Wait(t, 15*time.Second)
+	n.must("power", "off")
+}
