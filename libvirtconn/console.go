@@ -132,7 +132,26 @@ func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libv
 // a reset through the BMC: the reboot's output is captured from its first
 // line. It returns once the stream is open, or when it is not in time.
 func (c *console) takeForReset(ctx context.Context) {
-	c.awaitOpen(ctx, c.claim(false), "reset")
+	c.awaitOpen(ctx, c.reclaim(), "reset")
+}
+
+// reclaim is claim for a reset of a running domain: the BMC's own open
+// stream may be one libvirtd has already given to another holder (a
+// `virsh console --force`; libvirtd ends the old stream only when the
+// guest next prints, so a quiet guest leaves the BMC thinking it holds the
+// console). An open stream is therefore ended and opened again with
+// Force, before the reset, so nothing of the reboot is lost.
+func (c *console) reclaim() <-chan struct{} {
+	opened := make(chan struct{})
+	c.mu.Lock()
+	c.force = true
+	c.waiters = append(c.waiters, opened)
+	if c.open && c.input != nil {
+		_ = c.input.Close()
+	}
+	c.mu.Unlock()
+	c.want()
+	return opened
 }
 
 // claim asks for the console on behalf of a user of the BMC: the next
