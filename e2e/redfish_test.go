@@ -208,7 +208,7 @@ func redfishOnQemu(t *testing.T, uri string) {
 	// What IPMI sets, Redfish reads.
 	n.must("chassis", "bootdev", "cdrom")
 	if e, tg := n.boot(); e != "Once" || tg != "Cd" {
-		t.Fatalf("IPMI bootdev cdrom reads over Redfish as %s %s", e, tg)
+		t.Fatalf("IPMI bootdev cdrom reads over Redfish as %s %s\n%s", e, tg, testtool.InactiveXML(t, c, name))
 	}
 	n.setBoot("Disabled", "None")
 

@@ -104,15 +104,11 @@ func TestQemuOverSSH(t *testing.T) {
 	_, c, name, n := qemuNodeOverSSH(t)
 	n.must("chassis", "bootdev", "pxe")
 	n.must("power", "on")
-	if testtool.DomainState(t, c, name) != libvirt.DomainRunning {
-		t.Fatal("VM not running")
-	}
+	testtool.WaitDomainState(t, c, name, libvirt.DomainRunning, "the VM runs after the power on")
 	mustContain(t, n.must("power", "status"), "Chassis Power is on")
 	n.must("power", "reset")
 	n.must("power", "off")
-	if testtool.DomainState(t, c, name) != libvirt.DomainShutoff {
-		t.Fatal("VM still running")
-	}
+	testtool.WaitDomainState(t, c, name, libvirt.DomainShutoff, "the VM is off after the power off")
 }
 
 // TestSSHHostKeys: a changed host key is refused even with no_verify=1; an

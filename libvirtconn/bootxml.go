@@ -199,6 +199,11 @@ func withNextBootMark(doc string, devs []string) (string, error) {
 		fmt.Fprintf(&mark, "<govbmc:restore dev='%s'/>", d)
 	}
 	mark.WriteString("</govbmc:next-boot>")
+	// libvirt writes an emptied <metadata> as <metadata/> (after a paused
+	// start's mark or media records went): the mark goes inside it.
+	if s.meta != nil && strings.HasSuffix(doc[s.meta.start:s.meta.end], "/>") {
+		return doc[:s.meta.start] + "<metadata>" + mark.String() + "</metadata>" + doc[s.meta.end:], nil
+	}
 	if s.metaEnd >= 0 {
 		return doc[:s.metaEnd] + mark.String() + doc[s.metaEnd:], nil
 	}

@@ -171,3 +171,21 @@ func TestNextBootMarkRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestNextBootMarkInEmptiedMetadata: libvirt writes a <metadata> emptied of
+// other marks as <metadata/>; the mark goes inside it, not after it (where
+// libvirt drops it, and a next-boot override read back as persistent).
+func TestNextBootMarkInEmptiedMetadata(t *testing.T) {
+	doc := "<domain><name>x</name>\n  <metadata/>\n  <os><boot dev='cdrom'/></os></domain>"
+	marked, err := withNextBootMark(doc, []string{"hd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := scanDomainXML(marked)
+	if err != nil || s.Restore == nil || strings.Join(*s.Restore, ",") != "hd" {
+		t.Fatalf("mark not found (%v):\n%s", err, marked)
+	}
+	if !strings.Contains(marked, "<metadata><govbmc:next-boot ") || strings.Contains(marked, "<metadata/>") {
+		t.Fatalf("mark not inside <metadata>:\n%s", marked)
+	}
+}

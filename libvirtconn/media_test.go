@@ -58,7 +58,19 @@ func qemuConnVia(t *testing.T, ssh bool) *Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The test's own use: each Domain made on c takes one more (newDomain)
+	// and gives it back when closed, and the test's cleanup (undefining
+	// the domain) needs the connection after that.
 	return c
+}
+
+// newDomain makes a Domain on c with a use of c of its own, as each node
+// of a vbmcd gets one from the pool.
+func newDomain(c *Conn, name string) *Domain {
+	c.pool.mu.Lock()
+	c.refs++
+	c.pool.mu.Unlock()
+	return NewDomain(c, name, nil)
 }
 
 // mediaDomain defines a qemu domain for the test and returns its machine,
@@ -75,7 +87,7 @@ func mediaDomainWith(t *testing.T, c *Conn, machine, devices string, cfg bmc.Med
 		tmpl = strings.Replace(tmpl, "<boot dev='hd'/>", "", 1)
 	}
 	name := testtool.DefineTestDomain(t, c, tmpl, testtool.VirtType(), machine, devices)
-	d := NewDomain(c, name, nil)
+	d := newDomain(c, name)
 	// Closing a Domain releases the connection's only use: undefine first.
 	t.Cleanup(func() {
 		_ = testtool.UndefineDomain(c, name)
@@ -428,7 +440,7 @@ func TestVirtualMediaHelperInsert(t *testing.T) {
 		t.Skip("run by TestVirtualMediaOrphansAfterKill")
 	}
 	c := qemuConn(t)
-	d := NewDomain(c, name, nil)
+	d := newDomain(c, name)
 	d.SetMediaFetcher(bmc.NewMediaFetcher(bmc.MediaFetcherConfig{IdleTimeout: time.Minute}))
 	err := d.InsertMedia(context.Background(), bmc.SlotCD, bmc.MediaRequest{URL: os.Getenv(helperURLEnv)})
 	t.Fatalf("insert returned before the kill: %v", err)
@@ -476,7 +488,7 @@ func TestVirtualMediaOrphansAfterKill(t *testing.T) {
 	srv.Release()
 
 	// A new Domain, as a restarted vbmcd would make.
-	d2 := NewDomain(c, name, nil)
+	d2 := newDomain(c, name)
 	t.Cleanup(func() {
 		_ = testtool.UndefineDomain(c, name)
 		d2.Close()

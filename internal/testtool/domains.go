@@ -76,7 +76,9 @@ func UndefineDomain(c LibvirtCaller, name string) error {
 			return err
 		}
 		if state, _, err := lv.DomainGetState(dom, 0); err == nil && libvirt.DomainState(state) != libvirt.DomainShutoff {
-			if err := lv.DomainDestroy(dom); err != nil {
+			// It may stop between the look and the destroy (a power off
+			// the test's BMC acknowledged and is finishing): that is fine.
+			if err := lv.DomainDestroy(dom); err != nil && !isNotRunning(lv, dom) {
 				return fmt.Errorf("destroy: %w", err)
 			}
 		}
@@ -87,6 +89,12 @@ func UndefineDomain(c LibvirtCaller, name string) error {
 		}
 		return nil
 	})
+}
+
+// isNotRunning reports whether dom is shut off now.
+func isNotRunning(lv *libvirt.Libvirt, dom libvirt.Domain) bool {
+	state, _, err := lv.DomainGetState(dom, 0)
+	return err == nil && libvirt.DomainState(state) == libvirt.DomainShutoff
 }
 
 // OnDomain runs fn on domain name, failing the test when it fails.
@@ -138,4 +146,13 @@ func call(c LibvirtCaller, fn func(*libvirt.Libvirt) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), libvirtCallTimeout)
 	defer cancel()
 	return c.Do(ctx, fn)
+}
+
+// WaitDomainState waits until libvirt reports domain name in state want:
+// a BMC acknowledges a Chassis Control that takes longer than its bound
+// and goes on with it, as real BMCs do, so a client (Ironic) polls for the
+// state it asked for rather than reading it once.
+func WaitDomainState(t testing.TB, c LibvirtCaller, name string, want libvirt.DomainState, what string) {
+	t.Helper()
+	Eventually(t, 60*time.Second, what, func() bool { return DomainState(t, c, name) == want })
 }
