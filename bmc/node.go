@@ -43,6 +43,10 @@ type Node struct {
 	DisableIPMIv15 bool `yaml:"disable_ipmi_v15,omitempty" json:"disable_ipmi_v15,omitempty"`
 	// Identity is what Get Device ID and Get System GUID report.
 	Identity Identity `yaml:"identity,omitempty" json:"identity,omitempty"`
+	// Kg is the BMC key in hex, as `ipmitool -y` takes it: RAKP then
+	// derives the session keys from it instead of the user's password
+	// (IPMI 2.0 §13.31). Empty: no BMC key.
+	Kg string `yaml:"kg,omitempty" json:"kg,omitempty"`
 	// Backend selects and configures the managed machine.
 	Backend Backend `yaml:"backend" json:"backend"`
 }
@@ -147,6 +151,9 @@ func (n *Node) Validate() error {
 			return fe("cipher_suites", "suite %d listed twice", cs)
 		}
 		seen[cs] = true
+	}
+	if _, err := ParseKg(n.Kg); err != nil {
+		return fe("kg", "%v", err)
 	}
 	return n.Backend.validate(n)
 }

@@ -25,6 +25,7 @@ type addOptions struct {
 	sshKey             string
 	users              []string
 	cipherSuites       string
+	kg                 string
 	backend            string
 	all                bool
 	portRange          string
@@ -74,6 +75,7 @@ on the next free ports of --port-range.`,
 	f.StringVar(&o.sshKey, "libvirt-ssh-key", "", "SSH private key file for a qemu+ssh libvirt URI")
 	f.StringArrayVar(&o.users, "user", nil, "a BMC account NAME:PASSWORD:PRIVILEGE (user, operator or administrator); repeatable")
 	f.StringVar(&o.cipherSuites, "cipher-suites", "", "RMCP+ cipher suites offered, e.g. 3,17 (default 3,17; 0 is never allowed)")
+	f.StringVar(&o.kg, "kg", "", "the BMC key (Kg) in hex, as ipmitool -y and Ironic's ipmi_hex_kg_key take it; default none")
 	f.StringVar(&o.backend, "backend", libvirtconn.BackendType, "what the BMC drives: libvirt or sim (a simulated server)")
 	f.BoolVar(&o.all, "all", false, "add a BMC for every domain of --libvirt-uri that has none")
 	f.StringVar(&o.portRange, "port-range", "", "with --all: the ports to use, FIRST-LAST (e.g. 6230-6299)")
@@ -105,7 +107,7 @@ func (o *addOptions) node(cmd *cobra.Command) (bmc.Node, error) {
 	if err != nil {
 		return n, err
 	}
-	n = bmc.Node{Address: o.address, Port: o.port, Users: users, CipherSuites: suites, Backend: bmc.Backend{Type: o.backend}}
+	n = bmc.Node{Address: o.address, Port: o.port, Users: users, CipherSuites: suites, Kg: o.kg, Backend: bmc.Backend{Type: o.backend}}
 	if o.backend == libvirtconn.BackendType {
 		// The domain defaults to the node's name, given later.
 		n.Backend.Config = libvirtconn.Config{URI: o.libvirtURI, Keyfile: o.sshKey, SASLUsername: o.saslUser, SASLPassword: o.saslPass}

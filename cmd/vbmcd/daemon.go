@@ -28,10 +28,25 @@ import (
 // manager. Every backend (libvirt through its import) registers itself; a
 // backend's driver, such as libvirt's pool of shared connections, starts at
 // its first node.
-func newManager(log *slog.Logger, backends *bmc.Backends, opts ipmi.Options) *bmc.Manager {
+// Each node's System Event Log is kept in a file beside the node's in
+// stateDir ("" keeps it in memory only), so that it survives a restart.
+func newManager(log *slog.Logger, backends *bmc.Backends, opts ipmi.Options, stateDir string) *bmc.Manager {
 	opts.Logger = log
 	frontends := func(n bmc.Node, m bmc.Machine) (bmc.Frontend, error) {
-		return ipmi.New(n, m, opts)
+		o := opts
+		kg, err := bmc.ParseKg(n.Kg)
+		if err != nil {
+			return nil, &bmc.FieldError{Node: n.Name, Field: "kg", Err: err}
+		}
+		o.Kg = kg
+		if stateDir != "" {
+			ev, err := bmc.NewEventLog(0, bmc.EventLogPath(stateDir, n.Name))
+			if err != nil {
+				log.Warn("system event log file unreadable; the node's log starts empty", "node", n.Name, "err", err)
+			}
+			o.EventLog = ev
+		}
+		return ipmi.New(n, m, o)
 	}
 	mgr := bmc.NewManager(backends.NewMachine, frontends, log)
 	// vbmc add refuses a port another process holds and a machine that is
@@ -76,8 +91,13 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 		ipmiOpts.Observer = met
 		backends.SetObserver(met)
 	}
-	mgr := newManager(log, backends, ipmiOpts)
+	mgr := newManager(log, backends, ipmiOpts, store.Dir())
 	mgr.UseStore(store)
+	mgr.OnDelete(func(name string) {
+		if err := os.Remove(bmc.EventLogPath(store.Dir(), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Warn("deleted node's event log left behind", "node", name, "err", err)
+		}
+	})
 	stopRedfish, err := startRedfish(o, mgr, log)
 	if err != nil {
 		return err

@@ -164,6 +164,8 @@ func TestDaemonRefusesBadConfig(t *testing.T) {
 		{"missing password", "nodes:\n  - name: n1\n    address: 127.0.0.1\n    port: 7001\n    users:\n      - {name: admin}\n", []string{`node "n1"`, "users[0].password", "missing"}},
 		{"unknown cipher suite", "nodes:\n" + node("n1", 7001, "    cipher_suites: [3, 42]\n"), []string{`node "n1"`, "cipher_suites", "42"}},
 		{"cipher suite 0", "nodes:\n" + node("n1", 7001, "    cipher_suites: [0]\n"), []string{`node "n1"`, "cipher_suites", "suite 0"}},
+		{"BMC key not hex", "nodes:\n" + node("n1", 7001, "    kg: 12zz\n"), []string{`node "n1"`, "kg", "not hex"}},
+		{"BMC key all zero", "nodes:\n" + node("n1", 7001, "    kg: \"0000\"\n"), []string{`node "n1"`, "kg"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -158,6 +158,9 @@ func (s *Server) info(st bmc.NodeStatus) NodeInfo {
 		}
 		n.Users = users
 		n.Backend = n.Backend.Redacted()
+		if n.Kg != "" {
+			n.Kg = Masked
+		}
 	}
 	return NodeInfo{Node: n, Status: st.Status, Reason: st.Reason, Active: st.Active, ReadOnly: st.ReadOnly}
 }

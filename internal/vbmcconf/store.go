@@ -13,13 +13,14 @@ import (
 
 // FromNode is the VirtualBMC file of a node VirtualBMC itself could serve:
 // a libvirt node with one administrator and none of the settings only
-// govbmc has (cipher suites, identity, SSH key files, more users). ok is
+// govbmc has (cipher suites, identity, a BMC key, SSH key files, more
+// users). ok is
 // false for any other node. ToNode reads the file back as the same node.
 func FromNode(n bmc.Node, active bool) (nf NodeFile, ok bool) {
 	lv, isLibvirt := n.Backend.Config.(libvirtconn.Config)
 	if n.Backend.Type != libvirtconn.BackendType || !isLibvirt || len(n.Users) != 1 ||
 		n.Users[0].Privilege != bmc.PrivilegeAdministrator || len(n.CipherSuites) > 0 ||
-		n.Identity != (bmc.Identity{}) || lv.Keyfile != "" || lv.KnownHosts != "" ||
+		n.Identity != (bmc.Identity{}) || n.Kg != "" || lv.Keyfile != "" || lv.KnownHosts != "" ||
 		n.DisableIPMIv15 != (len(n.Users[0].Password) > maxV15Password) {
 		return NodeFile{}, false
 	}

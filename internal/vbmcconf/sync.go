@@ -35,6 +35,9 @@ func ToNode(nf NodeFile) (bmc.Node, error) {
 		Name:    nf.Name,
 		Address: cmp.Or(strings.TrimSpace(nf.Address), defaultAddress),
 		Port:    nf.Port,
+		// kg is govbmc's own key in a VirtualBMC file: the BMC key, which
+		// VirtualBMC ignores.
+		Kg: nf.Extra[KeyKg],
 		Users: []bmc.User{{
 			Name:      cmp.Or(nf.Username, defaultUsername),
 			Password:  cmp.Or(nf.Password, defaultPassword),
@@ -182,10 +185,14 @@ func (s *Syncer) apply(ctx context.Context, nf NodeFile) error {
 	if len(nf.Extra) > 0 {
 		keys := make([]string, 0, len(nf.Extra))
 		for k := range nf.Extra {
-			keys = append(keys, k)
+			if k != KeyKg {
+				keys = append(keys, k)
+			}
 		}
-		sort.Strings(keys)
-		s.log.Warn("config file has keys VirtualBMC does not know; they are ignored", "path", nf.Path, "keys", strings.Join(keys, ","))
+		if len(keys) > 0 {
+			sort.Strings(keys)
+			s.log.Warn("config file has keys neither VirtualBMC nor govbmc knows; they are ignored", "path", nf.Path, "keys", strings.Join(keys, ","))
+		}
 	}
 	return nil
 }

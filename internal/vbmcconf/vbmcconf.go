@@ -28,6 +28,10 @@ const EnvConfig = "VIRTUALBMC_CONFIG"
 // NodeSection is the INI section of a node's config file.
 const NodeSection = "VirtualBMC"
 
+// KeyKg is the [VirtualBMC] key govbmc reads a node's BMC key (Kg, hex)
+// from; VirtualBMC ignores it.
+const KeyKg = "kg"
+
 // NodeFileName is the name of a node's config file inside its folder.
 const NodeFileName = "config"
 
