@@ -83,7 +83,7 @@ func UndefineDomain(c LibvirtCaller, name string) error {
 			}
 		}
 		if err := lv.DomainUndefineFlags(dom, libvirt.DomainUndefineNvram); err != nil {
-			if err := lv.DomainUndefine(dom); err != nil {
+			if err := lv.DomainUndefine(dom); err != nil && !libvirt.IsNotFound(err) {
 				return fmt.Errorf("undefine: %w", err)
 			}
 		}
