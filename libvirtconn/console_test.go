@@ -55,13 +55,15 @@ func TestResetAndCycleTakeTheConsoleBack(t *testing.T) {
 		testtool.Eventually(t, 30*time.Second, "virsh console --force connected", func() bool {
 			return strings.Contains(virsh.Output(), "Escape character is")
 		})
-		retries := strings.Count(logs.String(), heldLog)
-		testtool.Eventually(t, 30*time.Second, "the BMC trying the console again, without taking it", func() bool {
-			if !virsh.Running() {
-				t.Fatalf("before the %s, the operator's virsh console ended:\n%s\nBMC log:\n%s", op.name, virsh.Output(), logs.String())
-			}
-			return strings.Count(logs.String(), heldLog) > retries+1
-		})
+		// This guest is quiet ("No bootable device", then a 60 s wait):
+		// libvirtd tells the BMC's old stream it lost the console only when
+		// the guest next prints, so the BMC may still think it holds it.
+		// The reset must take it back either way. (That an idle BMC leaves
+		// an operator's console alone is TestOperatorKeepsVirshConsole's,
+		// with a guest that prints all the time.)
+		if !virsh.Running() {
+			t.Fatalf("before the %s, the operator's virsh console ended:\n%s\nBMC log:\n%s", op.name, virsh.Output(), logs.String())
+		}
 		boots := strings.Count(seen.String(), seaBIOSBanner)
 		if err := op.do(ctx); err != nil {
 			t.Fatalf("%s: %v", op.name, err)
