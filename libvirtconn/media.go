@@ -231,12 +231,16 @@ func (d *Domain) insert(ctx context.Context, m *domainMedia, slot bmc.MediaSlot,
 		capacity = m.fetcherOrDefault().MaxSize()
 	}
 	name := volumeName(prefix, slot, time.Now().UnixNano())
-	var vol libvirt.StorageVol
+	var (
+		vol      libvirt.StorageVol
+		poolName string
+	)
 	err = d.conn.Do(ctx, func(lv *libvirt.Libvirt) error {
 		pool, _, err := mediaPool(lv, true)
 		if err != nil {
 			return err
 		}
+		poolName = pool.Name
 		doc := fmt.Sprintf(`<volume><name>%s</name><capacity unit='bytes'>%d</capacity><allocation unit='bytes'>0</allocation>`+
 			`<target><format type='raw'/><permissions><mode>0644</mode></permissions></target></volume>`, name, capacity)
 		vol, err = lv.StorageVolCreateXML(pool, doc, 0)
@@ -246,11 +250,12 @@ func (d *Domain) insert(ctx context.Context, m *domainMedia, slot bmc.MediaSlot,
 		return nil
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			// The create may have happened after all: look at the next use.
-			m.mu.Lock()
-			m.swept = false
-			m.mu.Unlock()
+		if poolName != "" && (ctx.Err() != nil || errors.Is(err, ErrUnavailable)) {
+			// The call was cut off, not refused: libvirtd lists a volume
+			// before it has built it, so the create may have happened
+			// after all. Remove it by name (a volume is found by pool and
+			// name); what cannot go yet is retried at the next use.
+			d.deleteVolumes(m, libvirt.StorageVol{Pool: poolName, Name: name})
 		}
 		return 0, err
 	}
@@ -545,7 +550,10 @@ func (d *Domain) deleteVolume(v libvirt.StorageVol) bool {
 		if err == nil || isLibvirtErr(err, libvirt.ErrNoStorageVol) {
 			return true
 		}
-		if !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+		// ErrOperationInvalid: libvirtd is still building the volume or
+		// finishing an upload into it; it frees it shortly.
+		busy := isLibvirtErr(err, libvirt.ErrOperationInvalid)
+		if !(busy || errors.Is(err, ErrUnavailable)) || ctx.Err() != nil {
 			d.log.Error("could not delete a virtual media volume; it is removed at the next start", "volume", v.Name, "pool", v.Pool, "err", err)
 			return false
 		}
