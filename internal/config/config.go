@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 
@@ -22,6 +22,10 @@ type Fleet struct {
 	// MetricsAddress is where vbmcd serves Prometheus metrics (host:port);
 	// empty means off. vbmcd's --metrics-address wins.
 	MetricsAddress string `yaml:"metrics_address,omitempty"`
+	// Redfish turns on the daemon's Redfish listener for every node.
+	Redfish Redfish `yaml:"redfish,omitempty"`
+	// VirtualMedia bounds the daemon's virtual media downloads.
+	VirtualMedia VirtualMedia `yaml:"virtual_media,omitempty"`
 	// Nodes are the BMCs to serve.
 	Nodes []bmc.Node `yaml:"nodes"`
 }
@@ -32,7 +36,8 @@ func Load(path string) ([]bmc.Node, error) {
 	return f.Nodes, err
 }
 
-// LoadFleet reads and validates a fleet file.
+// LoadFleet reads and validates a fleet file. Relative file names in it
+// are taken from the file's directory.
 func LoadFleet(path string) (Fleet, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -42,6 +47,7 @@ func LoadFleet(path string) (Fleet, error) {
 	if err != nil {
 		return Fleet{}, fmt.Errorf("config %s: %w", path, err)
 	}
+	f.resolvePaths(filepath.Dir(path))
 	return f, nil
 }
 
@@ -76,10 +82,8 @@ func ParseFleet(raw []byte) (Fleet, error) {
 	if len(f.Nodes) == 0 {
 		return Fleet{}, errors.New("no nodes defined (want a top-level 'nodes:' list)")
 	}
-	if f.MetricsAddress != "" {
-		if _, _, err := net.SplitHostPort(f.MetricsAddress); err != nil {
-			return Fleet{}, fmt.Errorf("metrics_address %q: want host:port: %w", f.MetricsAddress, err)
-		}
+	if err := f.checkDaemon(); err != nil {
+		return Fleet{}, err
 	}
 	for i := range f.Nodes {
 		f.Nodes[i].ApplyDefaults()

@@ -400,3 +400,107 @@ func TestMetricsAddress(t *testing.T) {
 		t.Errorf("a port without host: %v", err)
 	}
 }
+
+const oneNode = "nodes:\n  - {name: n, address: 127.0.0.1, port: 6230, users: [{name: admin, password: password}], backend: {type: sim}}\n"
+
+func TestRedfishSection(t *testing.T) {
+	f, err := config.ParseFleet([]byte("redfish:\n  address: 127.0.0.1:8000\n  cert: /etc/govbmc/rf.pem\n  key: /etc/govbmc/rf.key\n" + oneNode))
+	want := config.Redfish{Address: "127.0.0.1:8000", Cert: "/etc/govbmc/rf.pem", Key: "/etc/govbmc/rf.key"}
+	if err != nil || f.Redfish != want {
+		t.Fatalf("redfish read as %+v (%v), want %+v", f.Redfish, err, want)
+	}
+	if f, err := config.ParseFleet([]byte("redfish: {address: '[::1]:0', insecure_http: true}\n" + oneNode)); err != nil || !f.Redfish.InsecureHTTP || f.Redfish.Address != "[::1]:0" {
+		t.Errorf("insecure_http read as %+v (%v)", f.Redfish, err)
+	}
+	if f, err := config.ParseFleet([]byte(oneNode)); err != nil || f.Redfish != (config.Redfish{}) {
+		t.Errorf("no redfish section read as %+v (%v), want off", f.Redfish, err)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"redfish: {address: 8000}", `redfish.address "8000": want host:port`},
+		{"redfish: {address: 'localhost:http'}", `redfish.address "localhost:http": bad port`},
+		{"redfish: {address: '127.0.0.1:70000'}", `redfish.address "127.0.0.1:70000": bad port`},
+		{"redfish: {address: '127.0.0.1:8000', cert: c.pem}", "redfish.cert and redfish.key go together"},
+		{"redfish: {address: '127.0.0.1:8000', key: k.pem}", "redfish.cert and redfish.key go together"},
+		{"redfish: {address: '127.0.0.1:8000', cert: c.pem, key: k.pem, insecure_http: true}", "redfish.insecure_http and redfish.cert exclude each other"},
+		{"redfish: {address: '127.0.0.1:8000', port: 8000}", "field port not found"},
+		{"redfish: {address: '127.0.0.1:8000', insecure_http: maybe}", "line 1"},
+	} {
+		if _, err := config.ParseFleet([]byte(tc.yaml + "\n" + oneNode)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to say %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestRedfishFilesRelativeToTheFleetFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleet.yaml")
+	body := "redfish: {address: '127.0.0.1:8000', cert: tls/rf.pem, key: /abs/rf.key}\n" + oneNode
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := config.LoadFleet(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Redfish.Cert != filepath.Join(dir, "tls/rf.pem") || f.Redfish.Key != "/abs/rf.key" {
+		t.Errorf("cert %q key %q", f.Redfish.Cert, f.Redfish.Key)
+	}
+}
+
+func TestVirtualMediaSection(t *testing.T) {
+	f, err := config.ParseFleet([]byte("virtual_media:\n  max_size: 512MiB\n  idle_timeout: 10s\n  deadline: 5m\n  concurrent_inserts: 2\n" + oneNode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.VirtualMedia.Fetcher(config.FileKey("virtual_media"))
+	if err != nil || c.MaxSize != 512<<20 || c.IdleTimeout != 10*time.Second || c.Deadline != 5*time.Minute || c.Concurrency != 2 {
+		t.Fatalf("limits %+v (%v)", c, err)
+	}
+	// A plain number is bytes; no section keeps bmc's defaults (zero).
+	f, err = config.ParseFleet([]byte("virtual_media: {max_size: 1048576}\n" + oneNode))
+	if c, _ := f.VirtualMedia.Fetcher(config.FileKey("virtual_media")); err != nil || c.MaxSize != 1<<20 {
+		t.Errorf("max_size: 1048576 read as %d (%v)", c.MaxSize, err)
+	}
+	f, err = config.ParseFleet([]byte(oneNode))
+	if c, _ := f.VirtualMedia.Fetcher(config.FileKey("virtual_media")); err != nil || c.MaxSize != 0 || c.IdleTimeout != 0 || c.Deadline != 0 || c.Concurrency != 0 {
+		t.Errorf("no section: %+v (%v)", c, err)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"virtual_media: {max_size: 8 gigs}", `virtual_media.max_size "8 gigs": want a size`},
+		{"virtual_media: {max_size: -1}", `virtual_media.max_size "-1"`},
+		{"virtual_media: {max_size: 99999999TiB}", `virtual_media.max_size "99999999TiB": too large`},
+		{"virtual_media: {idle_timeout: 30}", `virtual_media.idle_timeout "30": want a duration`},
+		{"virtual_media: {deadline: -5m}", `virtual_media.deadline "-5m": want a duration`},
+		{"virtual_media: {concurrent_inserts: -1}", `virtual_media.concurrent_inserts -1: want a positive number`},
+		{"virtual_media: {pool: default}", "field pool not found"},
+	} {
+		if _, err := config.ParseFleet([]byte(tc.yaml + "\n" + oneNode)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to say %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "4096": 4096, "4096B": 4096, "1KiB": 1024, "2 MiB": 2 << 20, "8GiB": 8 << 30, "1TiB": 1 << 40, "1KB": 1000, "3MB": 3e6, "2GB": 2e9, "1TB": 1e12} {
+		if got, err := config.ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "GiB", "1.5GiB", "1 PiB", "0x10", "ten"} {
+		if got, err := config.ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+// TestDemoServesRedfish guards `make run`: the demo fleet turns Redfish on,
+// over TLS, on sushy-tools' port on loopback.
+func TestDemoServesRedfish(t *testing.T) {
+	f, err := config.LoadFleet("../../configs/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (config.Redfish{Address: "127.0.0.1:8000"}); f.Redfish != want {
+		t.Errorf("demo.yaml redfish = %+v, want %+v (TLS with the generated certificate)", f.Redfish, want)
+	}
+}
