@@ -30,7 +30,8 @@ import (
 // its first node.
 // Each node's System Event Log is kept in a file beside the node's in
 // stateDir ("" keeps it in memory only), so that it survives a restart.
-func newManager(log *slog.Logger, backends *bmc.Backends, opts ipmi.Options, stateDir string) *bmc.Manager {
+// started, when not nil, is told of every machine a node starts with.
+func newManager(log *slog.Logger, backends *bmc.Backends, opts ipmi.Options, stateDir string, started func(name string, m bmc.Machine)) *bmc.Manager {
 	opts.Logger = log
 	frontends := func(n bmc.Node, m bmc.Machine) (bmc.Frontend, error) {
 		o := opts
@@ -46,7 +47,11 @@ func newManager(log *slog.Logger, backends *bmc.Backends, opts ipmi.Options, sta
 			}
 			o.EventLog = ev
 		}
-		return ipmi.New(n, m, o)
+		fe, err := ipmi.New(n, m, o)
+		if err == nil && started != nil {
+			started(n.Name, m)
+		}
+		return fe, err
 	}
 	mgr := bmc.NewManager(backends.NewMachine, frontends, log)
 	// vbmc add refuses a port another process holds and a machine that is
@@ -64,9 +69,13 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 		if fleet, err = config.LoadFleet(o.configFile); err != nil {
 			return err
 		}
-		if o.metricsAddress == "" {
-			o.metricsAddress = fleet.MetricsAddress
-		}
+		o.applyFleet(fleet)
+	}
+	if err := o.redfish.Check(o.keyName(redfishFlags, "redfish")); err != nil {
+		return err
+	}
+	if err := o.useMediaLimits(log); err != nil {
+		return err
 	}
 	store, err := bmc.OpenStore(o.configDir)
 	if err != nil {
@@ -91,18 +100,21 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 		ipmiOpts.Observer = met
 		backends.SetObserver(met)
 	}
-	mgr := newManager(log, backends, ipmiOpts, store.Dir())
+	fleetView := newManagerFleet()
+	mgr := newManager(log, backends, ipmiOpts, store.Dir(), fleetView.Started)
+	fleetView.mgr = mgr
+	mgr.OnDelete(fleetView.Deleted)
 	mgr.UseStore(store)
 	mgr.OnDelete(func(name string) {
 		if err := os.Remove(bmc.EventLogPath(store.Dir(), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			log.Warn("deleted node's event log left behind", "node", name, "err", err)
 		}
 	})
-	stopRedfish, err := startRedfish(o, mgr, log)
+	rf, err := startRedfish(o.redfish, o.configDir, fleetView, log)
 	if err != nil {
 		return err
 	}
-	defer stopRedfish()
+	defer rf.Stop()
 	// A node VirtualBMC could serve is added as its VirtualBMC file, so
 	// that VirtualBMC reads the same directory.
 	mgr.PersistAddsWith(vbmcconf.NewStore(o.configDir, store))
@@ -151,6 +163,9 @@ func runDaemon(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	api := control.NewServer(mgr, backends.ListMachines, version.Version, log)
 	api.ShowPasswords(o.vbmc.ShowPasswords)
+	if rf != nil {
+		api.RedfishURLs(rf.SystemURL)
+	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
@@ -281,10 +296,7 @@ func daemonize(o options) error {
 		return err
 	}
 	args := []string{"--foreground", "--config-dir", o.configDir, "--pid-file", o.pidFile, "--log-level", o.logLevel, "--log-format", o.logFormat}
-	args = append(args, o.redfish.args()...)
-	if o.metricsAddress != "" {
-		args = append(args, "--metrics-address", o.metricsAddress)
-	}
+	args = append(args, o.settingArgs()...)
 	child := exec.Command(self, args...)
 	child.Stdout, child.Stderr = logFile, logFile
 	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -13,9 +13,11 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/govbmc/govbmc/internal/config"
 	"github.com/govbmc/govbmc/internal/vbmcconf"
 	"github.com/govbmc/govbmc/internal/version"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func main() {
@@ -32,8 +34,11 @@ type options struct {
 	foreground     bool
 	logLevel       string
 	logFormat      string
-	redfish        redfishOptions
+	redfish        config.Redfish
+	media          config.VirtualMedia
 	metricsAddress string
+	// changed reports whether a flag was given (flags win over the fleet file).
+	changed func(flag string) bool
 
 	// vbmc is virtualbmc.conf as VirtualBMC would read it (defaults when
 	// there is none).
@@ -48,7 +53,7 @@ func (o *options) resolve(changed func(flag string) bool) error {
 	if err != nil {
 		return err
 	}
-	o.configDir, o.vbmc = dir, conf
+	o.configDir, o.vbmc, o.changed = dir, conf, changed
 	if o.pidFile == "" {
 		o.pidFile = filepath.Join(o.configDir, "vbmcd.pid")
 		if conf.Path != "" {
@@ -78,7 +83,10 @@ live (changes apply within 3 s). Flags win over the file.
 
 Without --foreground it detaches and logs to vbmcd.log in the config
 directory (or virtualbmc.conf's logfile). --config FILE adds the nodes of a
-fleet file (read-only, always started) and keeps vbmcd in the foreground.`,
+fleet file (read-only, always started) and keeps vbmcd in the foreground;
+its redfish: and virtual_media: sections set what the --redfish-* and
+--media-* flags do (address, cert, key, insecure_http; max_size,
+idle_timeout, deadline, concurrent_inserts), and a flag wins over its key.`,
 		Version:       version.Version,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
@@ -102,7 +110,12 @@ fleet file (read-only, always started) and keeps vbmcd in the foreground.`,
 	}
 	cmd.SetVersionTemplate("{{.Version}}\n")
 	addPprofFlag(cmd)
-	f := cmd.Flags()
+	o.bindFlags(cmd.Flags())
+	return cmd
+}
+
+// bindFlags defines vbmcd's flags into o.
+func (o *options) bindFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.configDir, "config-dir", "", "directory of the BMC files and the control socket (default $VBMC_CONFIG_DIR, else virtualbmc.conf's config_dir, else ~/.vbmc)")
 	f.StringVar(&o.configFile, "config", "", "also serve the nodes of this YAML fleet file (read-only); implies --foreground")
 	f.StringVar(&o.pidFile, "pid-file", "", "pid file (default virtualbmc.conf's pid_file when there is one, else CONFIG_DIR/vbmcd.pid)")
@@ -110,11 +123,14 @@ fleet file (read-only, always started) and keeps vbmcd in the foreground.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error (debug when virtualbmc.conf says [log] debug = True)")
 	f.StringVar(&o.metricsAddress, "metrics-address", "", "serve Prometheus metrics on this host:port at /metrics (off by default; also the fleet file's metrics_address)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
-	f.StringVar(&o.redfish.address, "redfish-address", "", "serve Redfish for every node on ADDR:PORT (HTTPS; off when empty; sushy-tools uses port 8000)")
-	f.StringVar(&o.redfish.certFile, "redfish-cert", "", "Redfish TLS certificate (default: a self-signed one generated in the config dir)")
-	f.StringVar(&o.redfish.keyFile, "redfish-key", "", "Redfish TLS private key, with --redfish-cert")
-	f.BoolVar(&o.redfish.insecureHTTP, "redfish-insecure-http", false, "serve Redfish over plain HTTP instead of HTTPS")
-	return cmd
+	f.StringVar(&o.redfish.Address, "redfish-address", "", "serve Redfish for every node on ADDR:PORT (HTTPS; off when empty; sushy-tools uses port 8000; also the fleet file's redfish: address)")
+	f.StringVar(&o.redfish.Cert, "redfish-cert", "", "Redfish TLS certificate (default: a self-signed one generated in the config dir)")
+	f.StringVar(&o.redfish.Key, "redfish-key", "", "Redfish TLS private key, with --redfish-cert")
+	f.BoolVar(&o.redfish.InsecureHTTP, "redfish-insecure-http", false, "serve Redfish over plain HTTP instead of HTTPS")
+	f.StringVar(&o.media.MaxSize, "media-max-size", "", "virtual media: the largest image accepted, such as 4GiB (default 8GiB; also the fleet file's virtual_media: max_size)")
+	f.StringVar(&o.media.IdleTimeout, "media-idle-timeout", "", "virtual media: give up a download after this long without data (default 30s)")
+	f.StringVar(&o.media.Deadline, "media-deadline", "", "virtual media: give up a download that takes longer than this (default 30m)")
+	f.IntVar(&o.media.ConcurrentInserts, "media-concurrent-inserts", 0, "virtual media: downloads running at once across all nodes; the others queue (default 4)")
 }
 
 // newLogger logs to stderr and, when virtualbmc.conf names a logfile, to

@@ -63,6 +63,10 @@ func demoConfigOnPorts(t *testing.T, ports []int) string {
 	for i, p := range ports {
 		s = strings.Replace(s, fmt.Sprintf("port: %d", 6230+i), fmt.Sprintf("port: %d", p), 1)
 	}
+	// Its Redfish listener too, on any free port.
+	if s = strings.Replace(s, "address: 127.0.0.1:8000", "address: 127.0.0.1:0", 1); !strings.Contains(s, "127.0.0.1:0") {
+		t.Fatal("configs/demo.yaml has no Redfish address 127.0.0.1:8000 to move")
+	}
 	return writeConfig(t, s)
 }
 
@@ -166,6 +170,9 @@ func TestDaemonRefusesBadConfig(t *testing.T) {
 		{"cipher suite 0", "nodes:\n" + node("n1", 7001, "    cipher_suites: [0]\n"), []string{`node "n1"`, "cipher_suites", "suite 0"}},
 		{"BMC key not hex", "nodes:\n" + node("n1", 7001, "    kg: 12zz\n"), []string{`node "n1"`, "kg", "not hex"}},
 		{"BMC key all zero", "nodes:\n" + node("n1", 7001, "    kg: \"0000\"\n"), []string{`node "n1"`, "kg"}},
+		{"redfish cert without key", "redfish: {address: '127.0.0.1:0', cert: c.pem}\nnodes:\n" + node("n1", 7001, ""), []string{"redfish.cert and redfish.key go together"}},
+		{"redfish address without port", "redfish: {address: 127.0.0.1}\nnodes:\n" + node("n1", 7001, ""), []string{`redfish.address "127.0.0.1"`, "host:port"}},
+		{"media size unit", "virtual_media: {max_size: 2 gigs}\nnodes:\n" + node("n1", 7001, ""), []string{`virtual_media.max_size "2 gigs"`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

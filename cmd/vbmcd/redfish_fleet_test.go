@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/govbmc/govbmc/bmc"
 )
@@ -35,9 +34,22 @@ func (u *unreachable) UUID(ctx context.Context) (bmc.UUID, error) {
 	return bmc.UUID{}, errors.New("hypervisor unreachable")
 }
 
+// counted is a machine that counts how often its UUID is asked.
+type counted struct {
+	*bmc.SimMachine
+	asked atomic.Int32
+}
+
+func (c *counted) UUID(ctx context.Context) (bmc.UUID, error) {
+	c.asked.Add(1)
+	return c.SimMachine.UUID(ctx)
+}
+
 func TestManagerFleet(t *testing.T) {
+	f := newManagerFleet()
 	var down *unreachable
-	machines := func(_ context.Context, n bmc.Node) (bmc.Machine, error) {
+	var machines []*counted
+	newMachine := func(_ context.Context, n bmc.Node) (bmc.Machine, error) {
 		sim, err := bmc.NewSimMachine(n)
 		if err != nil {
 			return nil, err
@@ -46,12 +58,23 @@ func TestManagerFleet(t *testing.T) {
 			down = &unreachable{SimMachine: sim}
 			return down, nil
 		}
-		return sim, nil
+		c := &counted{SimMachine: sim}
+		machines = append(machines, c)
+		return c, nil
 	}
-	frontends := func(bmc.Node, bmc.Machine) (bmc.Frontend, error) {
+	asked := func() (n int32) {
+		for _, m := range machines {
+			n += m.asked.Load()
+		}
+		return n
+	}
+	frontends := func(n bmc.Node, m bmc.Machine) (bmc.Frontend, error) {
+		f.Started(n.Name, m)
 		return &idleFrontend{done: make(chan struct{})}, nil
 	}
-	mgr := bmc.NewManager(machines, frontends, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mgr := bmc.NewManager(newMachine, frontends, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.mgr = mgr
+	mgr.OnDelete(f.Deleted)
 	t.Cleanup(func() { _ = mgr.Close() })
 	user := bmc.User{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}
 	for i, name := range []string{"a", "b", "down", "stopped"} {
@@ -66,52 +89,72 @@ func TestManagerFleet(t *testing.T) {
 			}
 		}
 	}
-	f := newManagerFleet(mgr)
-	start := time.Now()
-	systems := f.Systems()
-	if took := time.Since(start); took > uuidBudget+time.Second {
-		t.Fatalf("first snapshot took %v", took)
+	uuid := func(name string) string { return bmc.DeriveUUID(name).String() }
+	if id := f.ID(context.Background(), "stopped"); id != "stopped" {
+		t.Errorf("a node never started goes by its name, got %q", id)
 	}
+	systems := f.Systems()
 	if len(systems) != 3 || systems[0].Name != "a" || systems[1].Name != "b" || systems[2].Name != "down" {
 		t.Fatalf("systems %+v", systems)
 	}
-	if systems[0].ID != bmc.DeriveUUID("a").String() || systems[0].Users[0].Name != "admin" || systems[0].IPMIPort != 7000 {
+	if systems[0].ID != uuid("a") || systems[0].Users[0].Name != "admin" || systems[0].IPMIPort != 7000 {
 		t.Fatalf("system a: %+v", systems[0])
 	}
 	if systems[2].ID != "down" {
 		t.Fatalf("a machine without a UUID goes by its name, got %q", systems[2].ID)
 	}
-	for _, id := range []string{"a", bmc.DeriveUUID("a").String(), "down"} {
-		if s, ok := f.System(id); !ok || s.Machine == nil {
-			t.Fatalf("System(%q) not found", id)
+	// Found by name and by UUID without asking any machine again.
+	before := asked()
+	for _, id := range []string{"a", uuid("a"), "b", uuid("b"), "down"} {
+		if s, ok := f.System(id); !ok || s.Machine == nil || (id != "down" && s.ID != uuid(s.Name)) {
+			t.Fatalf("System(%q) = %+v, %v", id, s, ok)
 		}
+	}
+	if _, ok := f.System(uuid("nonexistent")); ok {
+		t.Fatal("found a node that does not exist")
+	}
+	if n := asked() - before; n != 0 {
+		t.Errorf("lookups asked machines their UUID %d times; the index knows them", n)
 	}
 	if _, ok := f.System("stopped"); ok {
 		t.Fatal("a stopped node is served")
 	}
-	// The unreachable machine is not asked again at every refresh.
-	time.Sleep(fleetTTL + 100*time.Millisecond)
+	// The unreachable machine is not asked again within uuidRetry.
 	f.Systems()
+	f.System("down")
 	if n := down.asked.Load(); n != 1 {
 		t.Fatalf("UUID of the unreachable machine asked %d times", n)
 	}
-	// A node started later is found at once, by name and by UUID.
+	// A node started later is found at once by UUID: the manager told the fleet.
 	if err := mgr.Start(context.Background(), "stopped"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(fleetMissRetry)
-	if _, ok := f.System(bmc.DeriveUUID("stopped").String()); !ok {
-		t.Fatal("a node started later is not found")
+	if s, ok := f.System(uuid("stopped")); !ok || s.Name != "stopped" {
+		t.Fatal("a node started later is not found by its UUID")
 	}
-	// A stopped node disappears.
+	if len(f.Systems()) != 4 {
+		t.Fatalf("the listing misses the node started later: %+v", f.Systems())
+	}
+	// A stopped node disappears at once, by name and by UUID, and keeps its UUID as its ID.
 	if err := mgr.Stop("b"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(fleetMissRetry)
-	if _, ok := f.System("nonexistent"); ok {
-		t.Fatal("found a node that does not exist")
+	for _, id := range []string{"b", uuid("b")} {
+		if _, ok := f.System(id); ok {
+			t.Fatalf("stopped node found as %q", id)
+		}
 	}
-	if _, ok := f.System("b"); ok {
-		t.Fatal("a stopped node is still served")
+	if id := f.ID(context.Background(), "b"); id != uuid("b") {
+		t.Errorf("a stopped node's ID is %q, want its machine's UUID", id)
+	}
+	// A deleted node is forgotten.
+	if err := mgr.Delete("a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.System(uuid("a")); ok {
+		t.Fatal("a deleted node is found by its UUID")
+	}
+	if id := f.ID(context.Background(), "a"); id != "a" {
+		t.Errorf("a deleted node's ID is %q", id)
 	}
 }

@@ -24,6 +24,10 @@ type NodeInfo struct {
 	Reason   string     `json:"reason,omitempty"`
 	Active   bool       `json:"active"`
 	ReadOnly bool       `json:"read_only"`
+	// RedfishURL is the node's ComputerSystem on the daemon's Redfish
+	// service, when Redfish is on; in the answers about one node (show,
+	// add, start, stop), not in list's.
+	RedfishURL string `json:"redfish_url,omitempty"`
 }
 
 // AddRequest asks the daemon to register a BMC.

@@ -27,7 +27,17 @@ type Server struct {
 	mux     *http.ServeMux
 	// show is VirtualBMC's show_passwords: answers carry passwords.
 	showPasswords bool
+	// redfishURL gives a node's Redfish URL; nil when Redfish is off.
+	redfishURL RedfishURLFunc
 }
+
+// RedfishURLFunc returns a node's ComputerSystem URL on the daemon's
+// Redfish service.
+type RedfishURLFunc func(ctx context.Context, name string) string
+
+// RedfishURLs makes show answer each node's Redfish URL, as url gives it.
+// It is meant for setup, before serving.
+func (s *Server) RedfishURLs(url RedfishURLFunc) { s.redfishURL = url }
 
 // ShowPasswords makes the API answer with passwords rather than masks, as
 // VirtualBMC's show_passwords does. It is meant for setup, before serving.
@@ -98,14 +108,24 @@ func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, err error) {
 	s.refuse(w, r, http.StatusBadRequest, errorResponse{Error: fmt.Sprintf("bad request: %v", err), Code: CodeBadRequest})
 }
 
-// reply answers with one node's state after a change.
+// reply answers with one node's state (after a change), with its Redfish
+// URL when Redfish is on.
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, status int, name string) {
 	st, err := s.mgr.Get(name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, status, s.info(st))
+	writeJSON(w, status, s.detail(r.Context(), st))
+}
+
+// detail is info with the node's Redfish URL when Redfish is on.
+func (s *Server) detail(ctx context.Context, st bmc.NodeStatus) NodeInfo {
+	info := s.info(st)
+	if s.redfishURL != nil {
+		info.RedfishURL = s.redfishURL(ctx, st.Node.Name)
+	}
+	return info
 }
 
 func (s *Server) getVersion(w http.ResponseWriter, _ *http.Request) {
@@ -155,7 +175,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 	st, getErr := s.mgr.Get(name)
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, s.info(st))
+		writeJSON(w, http.StatusOK, s.detail(r.Context(), st))
 	case getErr != nil || errors.Is(err, bmc.ErrReadOnly):
 		s.fail(w, r, err)
 	default:
