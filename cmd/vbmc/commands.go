@@ -161,6 +161,10 @@ func showProperties(n control.NodeInfo) map[string]any {
 		"libvirt_ssh_key":       none(lv.Keyfile),
 		"status_reason":         none(n.Reason),
 	}
+	// govbmc's own row, there only when vbmcd serves Redfish.
+	if n.RedfishURL != "" {
+		p["redfish_url"] = n.RedfishURL
+	}
 	if nd.Backend.Type == libvirtconn.BackendType && lv.Domain != nd.Name {
 		p["libvirt_domain"] = lv.Domain
 	}

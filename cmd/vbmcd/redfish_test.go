@@ -200,3 +200,51 @@ func TestRedfishBootOverrideSurvivesARestart(t *testing.T) {
 		t.Fatalf("NIC: %d %v", code, nic)
 	}
 }
+
+// TestRedfishFromTheFleetFile: the fleet file's redfish: section turns
+// Redfish on, with its own certificate (named relative to the file); a
+// flag wins over the file's address.
+func TestRedfishFromTheFleetFile(t *testing.T) {
+	fleetDir := t.TempDir()
+	if _, _, err := redfish.SelfSignedCertificate(fleetDir, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	ports := freeUDPPorts(t, 1)
+	addr := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	fleet := filepath.Join(fleetDir, "fleet.yaml")
+	body := fmt.Sprintf(`redfish:
+  address: %s
+  cert: %s
+  key: %s
+nodes:
+  - {name: n, address: 127.0.0.1, port: %d, users: [{name: admin, password: password}], backend: {type: sim}}
+`, addr, redfish.SelfSignedCertName, redfish.SelfSignedKeyName, ports[0])
+	if err := os.WriteFile(fleet, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	configDir := t.TempDir()
+	d := startDaemon(t, "--config", fleet, "--config-dir", configDir)
+	d.waitFor(t, "redfish serving")
+	c := httpsClient(t, filepath.Join(fleetDir, redfish.SelfSignedCertName))
+	code, coll := getJSON(t, c, "https://"+addr+"/redfish/v1/Systems", "admin", "password")
+	if code != 200 || coll["Members@odata.count"] != float64(1) {
+		t.Fatalf("Systems: %d %v", code, coll)
+	}
+	if _, err := os.Stat(filepath.Join(configDir, redfish.SelfSignedCertName)); err == nil {
+		t.Error("a certificate was generated although the fleet file names one")
+	}
+	if err := d.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+	d.done <- nil
+
+	// --redfish-address and --redfish-insecure-http win over the file.
+	other := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	d = startDaemon(t, "--config", fleet, "--redfish-address", other, "--redfish-insecure-http")
+	d.waitFor(t, "redfish serving")
+	code, sys := getJSON(t, &http.Client{Timeout: 5 * time.Second}, "http://"+other+"/redfish/v1/Systems/n", "admin", "password")
+	if code != 200 || sys["Id"] != bmc.DeriveUUID("n").String() {
+		t.Fatalf("over the flags' address: %d %v", code, sys)
+	}
+}
