@@ -533,3 +533,58 @@ func TestVirtualMediaConnectionLost(t *testing.T) {
 	testtool.Eventually(t, 20*time.Second, "the connection is back", func() bool { return c.Health() == nil })
 	assertNothingLeft(t, c, name, 0)
 }
+
+// TestVirtualMediaChosenPool: with SetMediaPool, images go into that pool
+// and come out of it on eject; a chosen pool the hypervisor lacks fails
+// the insert, naming it, and leaves nothing behind.
+func TestVirtualMediaChosenPool(t *testing.T) {
+	c := qemuConn(t)
+	pool := "govbmc-test-" + strings.ToLower(rand.Text()[:8])
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Do(mediaCtx(t), func(lv *libvirt.Libvirt) error {
+		p, err := lv.StoragePoolCreateXML(fmt.Sprintf(`<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>`, pool, dir), 0)
+		if err == nil {
+			t.Cleanup(func() {
+				_ = c.Do(context.Background(), func(lv *libvirt.Libvirt) error { return lv.StoragePoolDestroy(p) })
+			})
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("create pool %s: %v", pool, err)
+	}
+	t.Cleanup(func() { SetMediaPool("") })
+	srv := testtool.NewMediaServer(t, make([]byte, 64<<10))
+	d, name := mediaDomain(t, c, "pc", bmc.MediaFetcherConfig{})
+	ctx := mediaCtx(t)
+
+	SetMediaPool(pool)
+	if err := d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: srv.HTTP.URL + "/image"}); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := os.ReadDir(dir)
+	if len(files) != 1 || !strings.HasPrefix(files[0].Name(), "govbmc-") {
+		t.Fatalf("pool %s holds %v, want the image's volume", pool, files)
+	}
+	if doc := testtool.DomainXML(t, c, name, libvirt.DomainXMLInactive); !strings.Contains(doc, dir+"/"+files[0].Name()) {
+		t.Fatalf("the CD-ROM does not use the volume in %s:\n%s", dir, doc)
+	}
+	if err := d.EjectMedia(ctx, bmc.SlotCD); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeft(t, c, name, 0)
+	if files, _ := os.ReadDir(dir); len(files) != 0 {
+		t.Errorf("pool %s keeps %v after the eject", pool, files)
+	}
+
+	SetMediaPool(pool + "-missing")
+	err = d.InsertMedia(ctx, bmc.SlotCD, bmc.MediaRequest{URL: srv.HTTP.URL + "/image"})
+	if err == nil || !strings.Contains(err.Error(), "storage pool "+pool+"-missing") {
+		t.Fatalf("insert into a missing pool: %v", err)
+	}
+	SetMediaPool(pool)
+	assertNothingLeft(t, c, name, 0)
+}

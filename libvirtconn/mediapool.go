@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/digitalocean/go-libvirt"
 	"github.com/govbmc/govbmc/bmc"
@@ -18,7 +19,9 @@ import (
 // libvirt's "default" pool when the hypervisor has one, else govbmc's own
 // directory pool MediaPoolName, which govbmc defines (autostarted) at
 // MediaPoolPath — under the hypervisor's image directory — the first time
-// it needs it.
+// it needs it. SetMediaPool names another pool instead, for every
+// hypervisor (vbmcd's virtual_media: pool, as sushy-tools'
+// SUSHY_EMULATOR_STORAGE_POOL).
 //
 // Volumes are named govbmc-<domain>-<uuid8>-<slot>-<nonce>.<iso|img>: the
 // domain's name (sanitised) and the first 8 hex digits of its UUID say
@@ -39,13 +42,28 @@ const (
 // hypervisor inserting at once must not both define it).
 var poolMu sync.Mutex
 
+// chosenPool is the pool SetMediaPool names, "" for the default choice.
+var chosenPool atomic.Value
+
+// SetMediaPool makes virtual media use the storage pool called name on
+// every hypervisor, instead of DefaultMediaPool else MediaPoolName; ""
+// restores that default. The pool must exist (and is started when it is
+// not), unless it is MediaPoolName, which govbmc creates as usual. Volumes
+// left in the pool used before are no longer looked after.
+func SetMediaPool(name string) { chosenPool.Store(name) }
+
 // mediaPool returns the pool for virtual media volumes, creating and
 // starting govbmc's own when create is set and no pool exists; ok is false
 // when there is none and create is not set.
 func mediaPool(lv *libvirt.Libvirt, create bool) (libvirt.StoragePool, bool, error) {
 	poolMu.Lock()
 	defer poolMu.Unlock()
-	for _, name := range []string{DefaultMediaPool, MediaPoolName} {
+	names := []string{DefaultMediaPool, MediaPoolName}
+	chosen, _ := chosenPool.Load().(string)
+	if chosen != "" {
+		names = []string{chosen}
+	}
+	for _, name := range names {
 		p, err := lv.StoragePoolLookupByName(name)
 		if isLibvirtErr(err, libvirt.ErrNoStoragePool) {
 			continue
@@ -57,6 +75,9 @@ func mediaPool(lv *libvirt.Libvirt, create bool) (libvirt.StoragePool, bool, err
 	}
 	if !create {
 		return libvirt.StoragePool{}, false, nil
+	}
+	if chosen != "" && chosen != MediaPoolName {
+		return libvirt.StoragePool{}, false, fmt.Errorf("storage pool %s, chosen for virtual media, does not exist on the hypervisor", chosen)
 	}
 	doc := fmt.Sprintf(`<pool type='dir'><name>%s</name><target><path>%s</path>`+
 		`<permissions><mode>0755</mode></permissions></target></pool>`, MediaPoolName, MediaPoolPath)

@@ -86,7 +86,7 @@ directory (or virtualbmc.conf's logfile). --config FILE adds the nodes of a
 fleet file (read-only, always started) and keeps vbmcd in the foreground;
 its redfish: and virtual_media: sections set what the --redfish-* and
 --media-* flags do (address, cert, key, insecure_http; max_size,
-idle_timeout, deadline, concurrent_inserts), and a flag wins over its key.`,
+idle_timeout, deadline, concurrent_inserts, pool), and a flag wins over its key.`,
 		Version:       version.Version,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
@@ -131,6 +131,7 @@ func (o *options) bindFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.media.IdleTimeout, "media-idle-timeout", "", "virtual media: give up a download after this long without data (default 30s)")
 	f.StringVar(&o.media.Deadline, "media-deadline", "", "virtual media: give up a download that takes longer than this (default 30m)")
 	f.IntVar(&o.media.ConcurrentInserts, "media-concurrent-inserts", 0, "virtual media: downloads running at once across all nodes; the others queue (default 4)")
+	f.StringVar(&o.media.Pool, "media-pool", "", "virtual media: the libvirt storage pool for images on every hypervisor (default: \"default\" where there is one, else govbmc's own)")
 }
 
 // newLogger logs to stderr and, when virtualbmc.conf names a logfile, to

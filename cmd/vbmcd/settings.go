@@ -8,6 +8,7 @@ import (
 
 	"github.com/govbmc/govbmc/bmc"
 	"github.com/govbmc/govbmc/internal/config"
+	"github.com/govbmc/govbmc/libvirtconn"
 )
 
 // Flag prefixes of the fleet file's daemon sections: the flag of key k of
@@ -64,10 +65,14 @@ func (o *options) applyFleet(f config.Fleet) {
 	if vm(config.KeyMediaConcurrentInserts) {
 		o.media.ConcurrentInserts = f.VirtualMedia.ConcurrentInserts
 	}
+	if vm(config.KeyMediaPool) {
+		o.media.Pool = f.VirtualMedia.Pool
+	}
 }
 
 // useMediaLimits makes the daemon-wide media fetcher that every machine
-// downloads images with, bounded as the flags and the fleet file say.
+// downloads images with, bounded as the flags and the fleet file say, and
+// chooses libvirt's storage pool for images.
 func (o *options) useMediaLimits(log *slog.Logger) error {
 	cfg, err := o.media.Fetcher(o.keyName(mediaFlags, "virtual_media"))
 	if err != nil {
@@ -76,10 +81,12 @@ func (o *options) useMediaLimits(log *slog.Logger) error {
 	cfg.Log = log
 	f := bmc.NewMediaFetcher(cfg)
 	bmc.SetDefaultMediaFetcher(f)
+	libvirtconn.SetMediaPool(o.media.Pool)
 	log.Info("virtual media limits", "max_size_bytes", f.MaxSize(),
 		"idle_timeout", cmp.Or(cfg.IdleTimeout, bmc.DefaultMediaIdleTimeout),
 		"deadline", cmp.Or(cfg.Deadline, bmc.DefaultMediaDeadline),
-		"concurrent_inserts", cmp.Or(cfg.Concurrency, bmc.DefaultMediaConcurrency))
+		"concurrent_inserts", cmp.Or(cfg.Concurrency, bmc.DefaultMediaConcurrency),
+		"libvirt_pool", cmp.Or(o.media.Pool, libvirtconn.DefaultMediaPool+" else "+libvirtconn.MediaPoolName))
 	return nil
 }
 
@@ -106,5 +113,6 @@ func (o *options) settingArgs() []string {
 	if m.ConcurrentInserts != 0 {
 		add(flagName(mediaFlags, config.KeyMediaConcurrentInserts), strconv.Itoa(m.ConcurrentInserts))
 	}
+	add(flagName(mediaFlags, config.KeyMediaPool), m.Pool)
 	return a
 }

@@ -21,7 +21,7 @@ func TestFlagsMatchFleetKeys(t *testing.T) {
 	flags := newRootCommand().Flags()
 	for prefix, keys := range map[string][]string{
 		redfishFlags: {config.KeyRedfishAddress, config.KeyRedfishCert, config.KeyRedfishKey, config.KeyRedfishInsecureHTTP},
-		mediaFlags:   {config.KeyMediaMaxSize, config.KeyMediaIdleTimeout, config.KeyMediaDeadline, config.KeyMediaConcurrentInserts},
+		mediaFlags:   {config.KeyMediaMaxSize, config.KeyMediaIdleTimeout, config.KeyMediaDeadline, config.KeyMediaConcurrentInserts, config.KeyMediaPool},
 	} {
 		for _, k := range keys {
 			if flags.Lookup(flagName(prefix, k)) == nil {
@@ -57,19 +57,25 @@ func loadSettings(t *testing.T, fleet string, flags map[string]string) options {
 const simNodeYAML = "nodes:\n  - {name: n, address: 127.0.0.1, port: 7000, users: [{name: admin, password: password}], backend: {type: sim}}\n"
 
 func TestFlagsWinOverTheFleetFile(t *testing.T) {
-	const fleet = "redfish: {address: '127.0.0.1:8000', cert: rf.pem, key: rf.key}\nvirtual_media: {max_size: 1MiB, deadline: 5m}\n" + simNodeYAML
+	const fleet = "redfish: {address: '127.0.0.1:8000', cert: rf.pem, key: rf.key}\nvirtual_media: {max_size: 1MiB, deadline: 5m, pool: isos}\n" + simNodeYAML
 	o := loadSettings(t, fleet, nil)
 	if o.redfish.Address != "127.0.0.1:8000" || !strings.HasSuffix(o.redfish.Cert, "/rf.pem") || o.media.MaxSize != "1MiB" || o.media.Deadline != "5m" {
 		t.Fatalf("fleet settings not taken: %+v %+v", o.redfish, o.media)
 	}
-	o = loadSettings(t, fleet, map[string]string{"redfish-address": "127.0.0.1:9000", "redfish-insecure-http": "true", "media-max-size": "2MiB"})
+	if o.media.Pool != "isos" {
+		t.Errorf("pool %q, want the file's", o.media.Pool)
+	}
+	if args := strings.Join(o.settingArgs(), " "); !strings.Contains(args, "--media-max-size 1MiB") || !strings.Contains(args, "--media-pool isos") || !strings.Contains(args, "--redfish-cert ") {
+		t.Errorf("a detached vbmcd would get %s", args)
+	}
+	o = loadSettings(t, fleet, map[string]string{"redfish-address": "127.0.0.1:9000", "redfish-insecure-http": "true", "media-max-size": "2MiB", "media-pool": "other"})
 	if o.redfish.Address != "127.0.0.1:9000" || !o.redfish.InsecureHTTP || o.redfish.Cert != "" || o.redfish.Key != "" {
 		t.Errorf("flags did not win over the redfish section: %+v", o.redfish)
 	}
 	if err := o.redfish.Check(o.keyName(redfishFlags, "redfish")); err != nil {
 		t.Errorf("--redfish-insecure-http over a fleet file's certificate: %v", err)
 	}
-	if o.media.MaxSize != "2MiB" || o.media.Deadline != "5m" {
+	if o.media.MaxSize != "2MiB" || o.media.Deadline != "5m" || o.media.Pool != "other" {
 		t.Errorf("media settings: %+v, want the flag's size and the file's deadline", o.media)
 	}
 	// A bad flag is named as the flag, a bad key from the file as the key.

@@ -448,9 +448,9 @@ func TestRedfishFilesRelativeToTheFleetFile(t *testing.T) {
 }
 
 func TestVirtualMediaSection(t *testing.T) {
-	f, err := config.ParseFleet([]byte("virtual_media:\n  max_size: 512MiB\n  idle_timeout: 10s\n  deadline: 5m\n  concurrent_inserts: 2\n" + oneNode))
-	if err != nil {
-		t.Fatal(err)
+	f, err := config.ParseFleet([]byte("virtual_media:\n  max_size: 512MiB\n  idle_timeout: 10s\n  deadline: 5m\n  concurrent_inserts: 2\n  pool: isos\n" + oneNode))
+	if err != nil || f.VirtualMedia.Pool != "isos" {
+		t.Fatalf("%+v %v", f.VirtualMedia, err)
 	}
 	c, err := f.VirtualMedia.Fetcher(config.FileKey("virtual_media"))
 	if err != nil || c.MaxSize != 512<<20 || c.IdleTimeout != 10*time.Second || c.Deadline != 5*time.Minute || c.Concurrency != 2 {
@@ -472,7 +472,8 @@ func TestVirtualMediaSection(t *testing.T) {
 		{"virtual_media: {idle_timeout: 30}", `virtual_media.idle_timeout "30": want a duration`},
 		{"virtual_media: {deadline: -5m}", `virtual_media.deadline "-5m": want a duration`},
 		{"virtual_media: {concurrent_inserts: -1}", `virtual_media.concurrent_inserts -1: want a positive number`},
-		{"virtual_media: {pool: default}", "field pool not found"},
+		{"virtual_media: {pool: a/b}", `virtual_media.pool "a/b": want a storage pool's name`},
+		{"virtual_media: {pools: default}", "field pools not found"},
 	} {
 		if _, err := config.ParseFleet([]byte(tc.yaml + "\n" + oneNode)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want it to say %q", tc.yaml, err, tc.want)

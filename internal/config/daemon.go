@@ -87,6 +87,9 @@ type VirtualMedia struct {
 	// ConcurrentInserts is how many downloads run at once across the
 	// daemon; the others queue.
 	ConcurrentInserts int `yaml:"concurrent_inserts,omitempty"`
+	// Pool is the libvirt storage pool images go into on every hypervisor;
+	// empty: "default" where there is one, else govbmc's own.
+	Pool string `yaml:"pool,omitempty"`
 }
 
 // The virtual_media: section's keys, as VirtualMedia.Fetcher names them.
@@ -95,14 +98,18 @@ const (
 	KeyMediaIdleTimeout       = "idle_timeout"
 	KeyMediaDeadline          = "deadline"
 	KeyMediaConcurrentInserts = "concurrent_inserts"
+	KeyMediaPool              = "pool"
 )
 
-// Fetcher returns the download bounds the settings give (zero fields: the
-// defaults), or an error naming the key at fault through name (see
-// Redfish.Check).
+// Fetcher checks the settings and returns the download bounds they give
+// (zero fields: the defaults), or an error naming the key at fault
+// through name (see Redfish.Check).
 func (v VirtualMedia) Fetcher(name func(key string) string) (bmc.MediaFetcherConfig, error) {
 	var c bmc.MediaFetcherConfig
 	var err error
+	if v.Pool != "" && (strings.TrimSpace(v.Pool) != v.Pool || strings.Contains(v.Pool, "/")) {
+		return c, fmt.Errorf("%s %q: want a storage pool's name", name(KeyMediaPool), v.Pool)
+	}
 	if v.MaxSize != "" {
 		if c.MaxSize, err = ParseSize(v.MaxSize); err != nil {
 			return c, fmt.Errorf("%s %q: %w", name(KeyMediaMaxSize), v.MaxSize, err)
