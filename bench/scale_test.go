@@ -51,7 +51,7 @@ func TestScale(t *testing.T) {
 	fleets := map[int]fleetResult{}
 	stored := map[int]storedResult{}
 	for _, n := range sizes {
-		f := measureFleetAt(t, filepath.Join(bin, "vbmcd"), n, scaleBase)
+		f := measureFleetAt(t, filepath.Join(bin, "vbmcd"), n, scaleBase, fleetExtras{})
 		if f.sweep.Errors > 0 {
 			t.Errorf("%d BMCs: sweep errors: %s", n, f.sweep)
 		}
