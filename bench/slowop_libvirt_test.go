@@ -42,8 +42,9 @@ func removeDomain(conn *libvirtconn.Conn, name string) error {
 	})
 }
 
-// The benchmark's domains are these prefixes and the test process's pid.
-const slowPrefix, otherPrefix = testtool.SlowStartPrefix + "bench-", "govbmc-bench-slowop-"
+// The benchmark's domains are these prefixes and the test process's pid
+// (and a dash and a number when a test has several).
+const slowPrefix, otherPrefix, mediaPrefix = testtool.SlowStartPrefix + "bench-", "govbmc-bench-slowop-", "govbmc-bench-media-"
 
 // removeStale removes the domains of benchmark runs whose process is gone
 // (interrupted before their clean-up).
@@ -57,9 +58,9 @@ func removeStale(t *testing.T, conn *libvirtconn.Conn) {
 	}
 	for _, name := range names {
 		pid := ""
-		for _, prefix := range []string{slowPrefix, otherPrefix} {
+		for _, prefix := range []string{slowPrefix, otherPrefix, mediaPrefix} {
 			if strings.HasPrefix(name, prefix) {
-				pid = strings.TrimPrefix(name, prefix)
+				pid, _, _ = strings.Cut(strings.TrimPrefix(name, prefix), "-") // PID or PID-N
 			}
 		}
 		if _, err := strconv.Atoi(pid); err != nil {
@@ -88,6 +89,31 @@ func libvirtState(conn *libvirtconn.Conn, name string) (libvirt.DomainState, err
 		return err
 	})
 	return libvirt.DomainState(state), err
+}
+
+// waitRunning asks libvirt (on conn) for domain name's state every 20 ms
+// until it runs, ctx ends or a minute passes; it returns how long after
+// since libvirt first reported it running (0 if it did not) and libvirt's
+// last answer.
+func waitRunning(ctx context.Context, conn *libvirtconn.Conn, name string, since time.Time) (time.Duration, libvirt.DomainState, error) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var (
+		state libvirt.DomainState
+		err   error
+	)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		state, err = libvirtState(conn, name)
+		if err == nil && state == libvirt.DomainRunning {
+			return time.Since(since), state, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, state, err
+		case <-tick.C:
+		}
+	}
+	return 0, state, err
 }
 
 // TestSlowLibvirtOperation is TestSlowOperation on the real stack: two
@@ -196,18 +222,7 @@ func TestSlowLibvirtOperation(t *testing.T) {
 	go func() {
 		defer close(watched)
 		defer over()
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			state, stateErr = libvirtState(watch, slowName)
-			if stateErr == nil && state == libvirt.DomainRunning {
-				running = time.Since(issued)
-				return
-			}
-			select {
-			case <-inFlight.Done():
-				return
-			default:
-			}
-		}
+		running, state, stateErr = waitRunning(inFlight, watch, slowName, issued)
 	}()
 	var on outcome
 	answered := make(chan struct{})
