@@ -126,20 +126,27 @@ var binDir = sync.OnceValues(func() (string, error) {
 	return dir, nil
 })
 
-func rssKiB(pid int) int {
+// rssKiB is process pid's resident memory in KiB.
+func rssKiB(pid int) int { return statusKiB(pid, "VmRSS") }
+
+// statusKiB is a "Name: N kB" field of /proc/PID/status (VmRSS, VmHWM).
+func statusKiB(pid int, field string) int {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
 			n, _ := strconv.Atoi(f[1])
 			return n
 		}
 	}
 	return 0
 }
+
+// quietLog is a logger that drops everything, for in-process BMCs and
+// connections.
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func mib(kib int) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
 
@@ -436,8 +443,7 @@ func ipmitoolRuns(ipmitool string, port, n int) load.Result {
 // serve runs a BMC in this process in front of m and returns its port.
 func serve(t *testing.T, name string, m bmc.Machine) int {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := ipmi.New(bmc.Node{Name: name, Address: "127.0.0.1", Users: []bmc.User{{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}}}, m, ipmi.Options{Logger: log})
+	srv, err := ipmi.New(bmc.Node{Name: name, Address: "127.0.0.1", Users: []bmc.User{{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}}}, m, ipmi.Options{Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -73,7 +72,7 @@ func libvirtDomain(t *testing.T, name string, start bool) (*libvirtconn.Conn, *s
 // benchmark runs left are removed first.
 func benchConn(t *testing.T, uri string) (*libvirtconn.Conn, *slog.Logger) {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := quietLog()
 	pool := libvirtconn.NewPool(quiet, 0)
 	t.Cleanup(func() { pool.Close() })
 	conn, err := pool.Get(uri, libvirtconn.Credentials{})

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -127,7 +125,7 @@ func TestSlowLibvirtOperation(t *testing.T) {
 	testtool.Require(t, "qemu-system-x86_64")
 	testtool.RequireSlowStartHook(t)
 
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := quietLog()
 	// connect returns a connection of a pool of its own: the BMCs' shared
 	// one, and two apart from it (one that watches libvirt's state for the
 	// test, one for a BMC that has not looked at the domain before).
