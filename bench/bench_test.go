@@ -66,7 +66,7 @@ func TestMain(m *testing.M) {
 func writeReport() error {
 	var b strings.Builder
 	b.WriteString("# govbmc benchmarks\n\n")
-	b.WriteString("Written by `make bench` (`GOVBMC_BENCH=full go test -count=1 -v -timeout 30m ./bench`); every figure below comes from that one run. `make test` runs a small smoke version of the same code.\n\n")
+	b.WriteString("Written by `make bench` (`GOVBMC_BENCH=full go test -count=1 -v -timeout 45m ./bench`); every figure below comes from that one run. `make test` runs a small smoke version of the same code.\n\n")
 	b.WriteString("## Machine\n\n" + machine() + "\n")
 	for _, s := range rep.sections {
 		b.WriteString(s + "\n")
