@@ -81,19 +81,8 @@ func TestRedfishDuringSlowStart(t *testing.T) {
 		res.Body.Close()
 		done <- outcome{time.Since(start), res.StatusCode, nil}
 	}()
-	inFlight, over := context.WithCancel(ctx)
+	inFlight, over, watched := watchStart(ctx, watch, slowName, issued)
 	defer over()
-	var (
-		running  time.Duration
-		state    libvirt.DomainState
-		stateErr error
-	)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		defer over()
-		running, state, stateErr = waitRunning(inFlight, watch, slowName, issued)
-	}()
 	// The hook's sleep has begun (a wait for a condition libvirt does not
 	// show: it reports the domain shut off until the hook returns).
 	time.Sleep(200 * time.Millisecond)
@@ -103,7 +92,7 @@ func TestRedfishDuringSlowStart(t *testing.T) {
 	go func() { defer wg.Done(); same = httpLoad(inFlight, c1, slowURL, 1, 1_000_000, 0) }()
 	go func() { defer wg.Done(); other = httpLoad(inFlight, c2, otherURL, 1, 1_000_000, 0) }()
 	wg.Wait()
-	<-watched
+	running, state, stateErr := watched()
 	on := <-done
 
 	if on.err != nil || on.status != http.StatusNoContent {

@@ -114,6 +114,28 @@ func waitRunning(ctx context.Context, conn *libvirtconn.Conn, name string, since
 	return 0, state, err
 }
 
+// watchStart runs waitRunning in the background: inFlight ends once the
+// domain runs (or the wait gives up, or over is called), and watched
+// waits for the watcher and returns what waitRunning did.
+func watchStart(ctx context.Context, conn *libvirtconn.Conn, name string, since time.Time) (inFlight context.Context, over context.CancelFunc, watched func() (time.Duration, libvirt.DomainState, error)) {
+	inFlight, over = context.WithCancel(ctx)
+	var (
+		running time.Duration
+		state   libvirt.DomainState
+		err     error
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer over()
+		running, state, err = waitRunning(inFlight, conn, name, since)
+	}()
+	return inFlight, over, func() (time.Duration, libvirt.DomainState, error) {
+		<-done
+		return running, state, err
+	}
+}
+
 // TestSlowLibvirtOperation is TestSlowOperation on the real stack: two
 // qemu domains on the system libvirtd, one named govbmc-slow-* whose start
 // the libvirt hook holds for 3 s, each behind its own BMC on one shared
@@ -209,19 +231,8 @@ func TestSlowLibvirtOperation(t *testing.T) {
 
 	// In flight: until libvirt (asked on a connection of the test's own)
 	// reports the domain running, or the power on fails.
-	inFlight, over := context.WithCancel(context.Background())
+	inFlight, over, watched := watchStart(context.Background(), watch, slowName, issued)
 	defer over()
-	var (
-		state    libvirt.DomainState
-		running  time.Duration
-		stateErr error
-	)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		defer over()
-		running, state, stateErr = waitRunning(inFlight, watch, slowName, issued)
-	}()
 	var on outcome
 	answered := make(chan struct{})
 	go func() {
@@ -253,7 +264,7 @@ func TestSlowLibvirtOperation(t *testing.T) {
 	}()
 	wg.Wait()
 	loadsEnded := time.Since(issued)
-	<-watched
+	running, state, stateErr := watched()
 	<-answered
 
 	// The power on answers OK, or, when libvirt takes longer than the BMC's
