@@ -39,7 +39,7 @@ test: test-deps
 ## BENCH_BASELINE: the revision make bench measures this checkout against, side by side (the last one before the seams work)
 BENCH_BASELINE ?= 9dca457
 
-## bench: the full benchmarks (fleet scale, session rate, libvirt latency, slow operation); writes docs/BENCHMARKS.md
+## bench: the full benchmarks (fleet scale to 10k, session rate, Redfish, metrics, virtual media, libvirt latency, slow operations, sensor polling); writes docs/BENCHMARKS.md
 bench: build test-deps
 	GOVBMC_BENCH=full GOVBMC_BENCH_BASELINE=$(BENCH_BASELINE) $(GO) test -count=1 -v -timeout 45m ./bench
 

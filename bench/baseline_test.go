@@ -99,12 +99,12 @@ func TestAgainstBaseline(t *testing.T) {
 	rep.add(b.String())
 }
 
-// sessionRate runs vbmcd with one simulated node and returns the full
-// sessions per second 8 concurrent clients get from it.
-func sessionRate(t *testing.T, vbmcd string) float64 {
+// sessionRate runs vbmcd (with more flags args) with one simulated node
+// and returns the full sessions per second 8 concurrent clients get from it.
+func sessionRate(t *testing.T, vbmcd string, args ...string) float64 {
 	t.Helper()
 	const port = 31950
-	cmd := startFleet(t, vbmcd, oneNodeFleet(port))
+	cmd := startFleet(t, vbmcd, oneNodeFleet(port), args...)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

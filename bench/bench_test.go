@@ -66,7 +66,7 @@ func TestMain(m *testing.M) {
 func writeReport() error {
 	var b strings.Builder
 	b.WriteString("# govbmc benchmarks\n\n")
-	b.WriteString("Written by `make bench` (`GOVBMC_BENCH=full go test -count=1 -v -timeout 30m ./bench`); every figure below comes from that one run. `make test` runs a small smoke version of the same code.\n\n")
+	b.WriteString("Written by `make bench` (`GOVBMC_BENCH=full go test -count=1 -v -timeout 45m ./bench`); every figure below comes from that one run. `make test` runs a small smoke version of the same code.\n\n")
 	b.WriteString("## Machine\n\n" + machine() + "\n")
 	for _, s := range rep.sections {
 		b.WriteString(s + "\n")
@@ -126,20 +126,27 @@ var binDir = sync.OnceValues(func() (string, error) {
 	return dir, nil
 })
 
-func rssKiB(pid int) int {
+// rssKiB is process pid's resident memory in KiB.
+func rssKiB(pid int) int { return statusKiB(pid, "VmRSS") }
+
+// statusKiB is a "Name: N kB" field of /proc/PID/status (VmRSS, VmHWM).
+func statusKiB(pid int, field string) int {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
 			n, _ := strconv.Atoi(f[1])
 			return n
 		}
 	}
 	return 0
 }
+
+// quietLog is a logger that drops everything, for in-process BMCs and
+// connections.
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func mib(kib int) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
 
@@ -195,11 +202,20 @@ type fleetResult struct {
 // full-session sweep over all of them (64 at a time).
 func measureFleet(t *testing.T, vbmcd string, n int) fleetResult {
 	t.Helper()
-	return measureFleetAt(t, vbmcd, n, 31000)
+	return measureFleetAt(t, vbmcd, n, 31000, fleetExtras{})
 }
 
-// measureFleetAt is measureFleet with the nodes on ports base, base+1, ….
-func measureFleetAt(t *testing.T, vbmcd string, n, base int) fleetResult {
+// fleetExtras are what a fleet measurement adds: more vbmcd flags (Redfish,
+// metrics), and more measurements made once the sweep is done, while vbmcd
+// still runs (its process id given).
+type fleetExtras struct {
+	args   []string
+	during func(pid int)
+}
+
+// measureFleetAt is measureFleet with the nodes on ports base, base+1, …,
+// and x's flags and measurements.
+func measureFleetAt(t *testing.T, vbmcd string, n, base int, x fleetExtras) fleetResult {
 	t.Helper()
 	var fleet strings.Builder
 	fleet.WriteString("nodes:\n")
@@ -207,7 +223,7 @@ func measureFleetAt(t *testing.T, vbmcd string, n, base int) fleetResult {
 		fmt.Fprintf(&fleet, "  - {name: n%d, address: 127.0.0.1, port: %d, users: [{name: admin, password: password}]}\n", i, base+i)
 	}
 	start := time.Now()
-	cmd := startFleet(t, vbmcd, fleet.String())
+	cmd := startFleet(t, vbmcd, fleet.String(), x.args...)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	var r fleetResult
 	r.up = time.Since(start)
@@ -220,15 +236,19 @@ func measureFleetAt(t *testing.T, vbmcd string, n, base int) fleetResult {
 	r.sweep = load.Run(context.Background(), load.Config{Targets: targets, Username: "admin", Password: "password", Concurrency: 64})
 	r.serverCPU, r.clientCPU = cpuTime(cmd.Process.Pid)-server, selfCPUTime()-client
 	r.after = rssKiB(cmd.Process.Pid)
+	if x.during != nil {
+		x.during(cmd.Process.Pid)
+	}
 	return r
 }
 
-// startFleet runs vbmcd on a fleet file holding yaml and returns once it
-// says it is serving every node; the caller kills it.
-func startFleet(t *testing.T, vbmcd, yaml string) *exec.Cmd {
+// startFleet runs vbmcd on a fleet file holding yaml, with more flags
+// args, and returns once it says it is serving every node; the caller
+// kills it.
+func startFleet(t *testing.T, vbmcd, yaml string, args ...string) *exec.Cmd {
 	t.Helper()
 	cfg := testtool.WriteFile(t, fmt.Sprintf("fleet-%d.yaml", time.Now().UnixNano()), yaml)
-	return startVbmcd(t, vbmcd, "--config-dir", t.TempDir(), "--config", cfg)
+	return startVbmcd(t, vbmcd, append([]string{"--config-dir", t.TempDir(), "--config", cfg}, args...)...)
 }
 
 // startVbmcd runs vbmcd with args and returns once it says it is serving
@@ -396,29 +416,34 @@ func ipmitoolRates(t *testing.T, ipmitool string, bmcs map[string]int) string {
 		if !ok {
 			continue
 		}
-		start := time.Now()
-		failed := 0
-		for i := 0; i < n; i++ {
-			err := exec.Command(ipmitool, "-I", "lanplus", "-C", "3", "-R", "1", "-N", "2", "-H", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "admin", "-P", "password", "power", "status").Run()
-			if err != nil {
-				failed++
-			}
-		}
-		rate := float64(n-failed) / time.Since(start).Seconds()
+		r := ipmitoolRuns(ipmitool, port, n)
 		if base == 0 {
-			base = rate
+			base = r.PerSecond
 		}
-		rows = append(rows, fmt.Sprintf("| %s | %d | %.0f | %d | %.2f |", name, n, rate, failed, rate/base))
+		rows = append(rows, fmt.Sprintf("| %s | %d | %.0f | %d | %.2f |", name, n, r.PerSecond, r.Errors, r.PerSecond/max(base, 1e-9)))
 	}
 	return "With ipmitool itself as the client (one `ipmitool -I lanplus -C 3 power status` process after another, so ipmitool's own start-up is in every figure):\n\n" +
 		"| BMC | commands | commands/s | failed | ratio to govbmc |\n|---|---|---|---|---|\n" + strings.Join(rows, "\n") + "\n\n"
 }
 
+// ipmitoolRuns times n `ipmitool -I lanplus -C 3 power status` processes
+// against the BMC on port, one after another.
+func ipmitoolRuns(ipmitool string, port, n int) load.Result {
+	return load.Loop(context.Background(), 1, n, 0, func(ctx context.Context, _ int) error {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, ipmitool, "-I", "lanplus", "-C", "3", "-R", "1", "-N", "2", "-H", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "admin", "-P", "password", "power", "status").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ipmitool power status: %w: %s", err, out)
+		}
+		return nil
+	})
+}
+
 // serve runs a BMC in this process in front of m and returns its port.
 func serve(t *testing.T, name string, m bmc.Machine) int {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := ipmi.New(bmc.Node{Name: name, Address: "127.0.0.1", Users: []bmc.User{{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}}}, m, ipmi.Options{Logger: log})
+	srv, err := ipmi.New(bmc.Node{Name: name, Address: "127.0.0.1", Users: []bmc.User{{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}}}, m, ipmi.Options{Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}

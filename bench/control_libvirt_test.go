@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -64,14 +63,32 @@ func TestIronicPowerControlSlowLibvirt(t *testing.T) {
 // when the test ends.
 func libvirtDomain(t *testing.T, name string, start bool) (*libvirtconn.Conn, *slog.Logger, libvirt.Domain) {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	conn, quiet := benchConn(t, "qemu:///system")
+	return conn, quiet, defineBenchDomain(t, conn, name, start)
+}
+
+// benchConn is a connection to uri of a pool of the test's own, closed
+// when the test ends; on the system libvirtd, the domains interrupted
+// benchmark runs left are removed first.
+func benchConn(t *testing.T, uri string) (*libvirtconn.Conn, *slog.Logger) {
+	t.Helper()
+	quiet := quietLog()
 	pool := libvirtconn.NewPool(quiet, 0)
 	t.Cleanup(func() { pool.Close() })
-	conn, err := pool.Get("qemu:///system", libvirtconn.Credentials{})
+	conn, err := pool.Get(uri, libvirtconn.Credentials{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	removeStale(t, conn)
+	if uri == "qemu:///system" {
+		removeStale(t, conn)
+	}
+	return conn, quiet
+}
+
+// defineBenchDomain defines (and with start, starts) a test domain on
+// conn, removed when the test ends.
+func defineBenchDomain(t *testing.T, conn *libvirtconn.Conn, name string, start bool) libvirt.Domain {
+	t.Helper()
 	doc := fmt.Sprintf(testtool.ConsoleDomainXML, name, testtool.VirtType())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -90,7 +107,7 @@ func libvirtDomain(t *testing.T, name string, start bool) (*libvirtconn.Conn, *s
 			t.Errorf("remove %s: %v", name, err)
 		}
 	})
-	return conn, quiet, dom
+	return dom
 }
 
 // ipmitoolFor runs ipmitool as Ironic does (lanplus, ADMINISTRATOR, a

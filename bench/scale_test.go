@@ -24,6 +24,15 @@ import (
 // generator's own sockets would take some of them.
 const scaleBase = 20000
 
+// webResult is what a fleet's Redfish service and metrics cost.
+type webResult struct {
+	collFirst    time.Duration // the first Systems collection GET
+	coll         load.Result   // the next ones
+	afterRedfish int           // resident KiB after the sweep and the collection GETs
+	scrape       scrapeResult  // metrics on too, after a sweep
+	afterScrape  int           // resident KiB after that sweep and the scrapes
+}
+
 // storedResult is one measurement of a vbmcd whose nodes are in its config
 // directory, as vbmc add and vbmc start leave them.
 type storedResult struct {
@@ -50,14 +59,28 @@ func TestScale(t *testing.T) {
 	sizes := []int{1000, 10000}
 	fleets := map[int]fleetResult{}
 	stored := map[int]storedResult{}
+	web := map[int]webResult{}
 	for _, n := range sizes {
-		f := measureFleetAt(t, filepath.Join(bin, "vbmcd"), n, scaleBase)
+		var w webResult
+		// Redfish on, as the memory target has it.
+		f := measureFleetAt(t, filepath.Join(bin, "vbmcd"), n, scaleBase, fleetExtras{args: redfishArgs, during: func(pid int) {
+			w.collFirst, w.coll = collectionTimes(t, n, 20)
+			w.afterRedfish = rssKiB(pid)
+		}})
 		if f.sweep.Errors > 0 {
 			t.Errorf("%d BMCs: sweep errors: %s", n, f.sweep)
 		}
-		fleets[n] = f
+		// Metrics on too: a scrape once every node has its series.
+		m := measureFleetAt(t, filepath.Join(bin, "vbmcd"), n, scaleBase, fleetExtras{args: append(append([]string(nil), redfishArgs...), metricsArgs...), during: func(pid int) {
+			w.scrape = scrapeMetrics(t, 5)
+			w.afterScrape = rssKiB(pid)
+		}})
+		if m.sweep.Errors > 0 {
+			t.Errorf("%d BMCs, metrics on: sweep errors: %s", n, m.sweep)
+		}
+		fleets[n], web[n] = f, w
 		stored[n] = measureStored(t, bin, n)
-		t.Logf("%d BMCs: fleet %+v; config directory %+v", n, f, stored[n])
+		t.Logf("%d BMCs: fleet %+v; Redfish and metrics %+v; config directory %+v", n, f, w, stored[n])
 	}
 	small, big := sizes[0], sizes[1]
 	var rows []string
@@ -85,6 +108,14 @@ func TestScale(t *testing.T) {
 	row("fleet file: the sweep's CPU per session in vbmcd", perSession(f1, f1.serverCPU), perSession(f2, f2.serverCPU), showMicros, "", true)
 	row("fleet file: the sweep's CPU per session in the load generator", perSession(f1, f1.clientCPU), perSession(f2, f2.clientCPU), showMicros, "", true)
 	row("fleet file: RSS after the sweep", float64(f1.after), float64(f2.after), showMiB, "≤ 256 MiB", f2.after <= 256*1024)
+	w1, w2 := web[small], web[big]
+	row("fleet file: Redfish Systems collection GET, the first (every machine's UUID read)", dur(w1.collFirst), dur(w2.collFirst), showDur, "", true)
+	row("fleet file: Redfish Systems collection GET, p50 of the next 20", dur(w1.coll.P50), dur(w2.coll.P50), showDur, "", true)
+	row("fleet file: RSS after the sweep and the collection GETs", float64(w1.afterRedfish), float64(w2.afterRedfish), showMiB, "≤ 256 MiB", w2.afterRedfish <= 256*1024)
+	showKiB := func(v float64) string { return fmt.Sprintf("%.0f KiB", v/1024) }
+	row("metrics on too: scrape size after a sweep", float64(w1.scrape.bytes), float64(w2.scrape.bytes), showKiB, "", true)
+	row("metrics on too: a scrape, p50 of 5 after the first", dur(w1.scrape.again.P50), dur(w2.scrape.again.P50), showDur, "", true)
+	row("metrics on too: RSS after the sweep and the scrapes", float64(w1.afterScrape), float64(w2.afterScrape), showMiB, "", true)
 	row("config directory: start restoring every node to all listening", dur(s1.up), dur(s2.up), showDur, "", true)
 	row("config directory: RSS idle", float64(s1.idle), float64(s2.idle), showMiB, "≤ 256 MiB", s2.idle <= 256*1024)
 	row("`vbmc add` of one more node (first add: "+showDur(dur(s1.addFirst))+", "+showDur(dur(s2.addFirst))+")", dur(s1.addNext), dur(s2.addNext), showDur, "", true)
@@ -93,10 +124,10 @@ func TestScale(t *testing.T) {
 	row("SIGTERM to exit", dur(s1.stop), dur(s2.stop), showDur, "", true)
 	row("restart: SIGTERM, then a new vbmcd restoring every node, to all listening", dur(s1.restart), dur(s2.restart), showDur, "≤ 5 s", s2.restart <= 5*time.Second)
 	section := fmt.Sprintf("## 10,000 BMCs in one vbmcd\n\nSimulated BMCs, measured in this run at %d and %d; the growth column is the 10k figure over the 1k one (10.0× is linear). "+
-		"Fleet-file rows: `vbmcd --config FLEET` (read-only nodes), the sweep one ipmitool-like full session per BMC, 64 at a time. "+
+		"Fleet-file rows: `vbmcd --config FLEET --redfish-address …` (read-only nodes, IPMI and Redfish on), the sweep one ipmitool-like full session per BMC, 64 at a time; the collection GETs follow the sweep. Metrics rows: the same with `--metrics-address` too, in a vbmcd of their own, scraped after its sweep. "+
 		"Config-directory rows: a vbmcd whose nodes are in its config directory as `vbmc add` and `vbmc start` leave them (the benchmark writes those files through the same store), the list and add figures whole `vbmc` runs. "+
 		"The sweep is bound by CPU: vbmcd and the load generator share the machine's cores, so the sweep cannot take less than their CPU time together divided by the cores (the two CPU rows, per session: 1.0× there means no work per session grows with the fleet); for 10,000 that floor was %v in this run. "+
-		"Ports from %d, below the ephemeral range. Not measured here yet: the Redfish Systems collection, Redfish's memory and a metrics scrape (not on this branch).\n\n"+
+		"Ports from %d, below the ephemeral range.\n\n"+
 		"| figure | %d | %d | growth | target at 10k | |\n|---|---|---|---|---|---|\n%s\n",
 		small, big, ((f2.serverCPU + f2.clientCPU) / time.Duration(runtime.NumCPU())).Round(time.Millisecond), scaleBase, small, big, strings.Join(rows, "\n"))
 	t.Log("\n" + section)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -42,8 +40,9 @@ func removeDomain(conn *libvirtconn.Conn, name string) error {
 	})
 }
 
-// The benchmark's domains are these prefixes and the test process's pid.
-const slowPrefix, otherPrefix = testtool.SlowStartPrefix + "bench-", "govbmc-bench-slowop-"
+// The benchmark's domains are these prefixes and the test process's pid
+// (and a dash and a number when a test has several).
+const slowPrefix, otherPrefix, mediaPrefix = testtool.SlowStartPrefix + "bench-", "govbmc-bench-slowop-", "govbmc-bench-media-"
 
 // removeStale removes the domains of benchmark runs whose process is gone
 // (interrupted before their clean-up).
@@ -57,9 +56,9 @@ func removeStale(t *testing.T, conn *libvirtconn.Conn) {
 	}
 	for _, name := range names {
 		pid := ""
-		for _, prefix := range []string{slowPrefix, otherPrefix} {
+		for _, prefix := range []string{slowPrefix, otherPrefix, mediaPrefix} {
 			if strings.HasPrefix(name, prefix) {
-				pid = strings.TrimPrefix(name, prefix)
+				pid, _, _ = strings.Cut(strings.TrimPrefix(name, prefix), "-") // PID or PID-N
 			}
 		}
 		if _, err := strconv.Atoi(pid); err != nil {
@@ -90,6 +89,53 @@ func libvirtState(conn *libvirtconn.Conn, name string) (libvirt.DomainState, err
 	return libvirt.DomainState(state), err
 }
 
+// waitRunning asks libvirt (on conn) for domain name's state every 20 ms
+// until it runs, ctx ends or a minute passes; it returns how long after
+// since libvirt first reported it running (0 if it did not) and libvirt's
+// last answer.
+func waitRunning(ctx context.Context, conn *libvirtconn.Conn, name string, since time.Time) (time.Duration, libvirt.DomainState, error) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var (
+		state libvirt.DomainState
+		err   error
+	)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		state, err = libvirtState(conn, name)
+		if err == nil && state == libvirt.DomainRunning {
+			return time.Since(since), state, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, state, err
+		case <-tick.C:
+		}
+	}
+	return 0, state, err
+}
+
+// watchStart runs waitRunning in the background: inFlight ends once the
+// domain runs (or the wait gives up, or over is called), and watched
+// waits for the watcher and returns what waitRunning did.
+func watchStart(ctx context.Context, conn *libvirtconn.Conn, name string, since time.Time) (inFlight context.Context, over context.CancelFunc, watched func() (time.Duration, libvirt.DomainState, error)) {
+	inFlight, over = context.WithCancel(ctx)
+	var (
+		running time.Duration
+		state   libvirt.DomainState
+		err     error
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer over()
+		running, state, err = waitRunning(inFlight, conn, name, since)
+	}()
+	return inFlight, over, func() (time.Duration, libvirt.DomainState, error) {
+		<-done
+		return running, state, err
+	}
+}
+
 // TestSlowLibvirtOperation is TestSlowOperation on the real stack: two
 // qemu domains on the system libvirtd, one named govbmc-slow-* whose start
 // the libvirt hook holds for 3 s, each behind its own BMC on one shared
@@ -101,7 +147,7 @@ func TestSlowLibvirtOperation(t *testing.T) {
 	testtool.Require(t, "qemu-system-x86_64")
 	testtool.RequireSlowStartHook(t)
 
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := quietLog()
 	// connect returns a connection of a pool of its own: the BMCs' shared
 	// one, and two apart from it (one that watches libvirt's state for the
 	// test, one for a BMC that has not looked at the domain before).
@@ -185,30 +231,8 @@ func TestSlowLibvirtOperation(t *testing.T) {
 
 	// In flight: until libvirt (asked on a connection of the test's own)
 	// reports the domain running, or the power on fails.
-	inFlight, over := context.WithCancel(context.Background())
+	inFlight, over, watched := watchStart(context.Background(), watch, slowName, issued)
 	defer over()
-	var (
-		state    libvirt.DomainState
-		running  time.Duration
-		stateErr error
-	)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		defer over()
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			state, stateErr = libvirtState(watch, slowName)
-			if stateErr == nil && state == libvirt.DomainRunning {
-				running = time.Since(issued)
-				return
-			}
-			select {
-			case <-inFlight.Done():
-				return
-			default:
-			}
-		}
-	}()
 	var on outcome
 	answered := make(chan struct{})
 	go func() {
@@ -240,7 +264,7 @@ func TestSlowLibvirtOperation(t *testing.T) {
 	}()
 	wg.Wait()
 	loadsEnded := time.Since(issued)
-	<-watched
+	running, state, stateErr := watched()
 	<-answered
 
 	// The power on answers OK, or, when libvirt takes longer than the BMC's

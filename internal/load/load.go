@@ -118,9 +118,30 @@ func Run(ctx context.Context, cfg Config) Result {
 	if cfg.Interface == "" {
 		cfg.Interface = client.InterfaceLanplus
 	}
-	if cfg.Duration > 0 {
+	framing := make(map[Target]*atomic.Int32, len(cfg.Targets))
+	for _, t := range cfg.Targets {
+		framing[t] = new(atomic.Int32)
+	}
+	return Loop(ctx, cfg.Concurrency, cfg.Sessions, cfg.Duration, func(ctx context.Context, i int) error {
+		t0 := time.Now()
+		target := cfg.Targets[i%len(cfg.Targets)]
+		err := session(ctx, cfg, target, framing[target])
+		if cfg.OnSession != nil && !(err != nil && cutShort(ctx)) {
+			cfg.OnSession(target, t0, err)
+		}
+		return err
+	})
+}
+
+// Loop runs op n times (i = 0 … n-1), concurrency at once, until n are done
+// or duration (0: no limit) or ctx ends, and measures each op: the engine of
+// Run, for any request a benchmark times (an HTTP GET, a whole ipmitool).
+// An op failing because the run ended is not counted.
+func Loop(ctx context.Context, concurrency, n int, duration time.Duration, op func(ctx context.Context, i int) error) Result {
+	concurrency = max(concurrency, 1)
+	if duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		ctx, cancel = context.WithTimeout(ctx, duration)
 		defer cancel()
 	}
 	var (
@@ -131,29 +152,21 @@ func Run(ctx context.Context, cfg Config) Result {
 		firstErr  string
 		wg        sync.WaitGroup
 	)
-	framing := make(map[Target]*atomic.Int32, len(cfg.Targets))
-	for _, t := range cfg.Targets {
-		framing[t] = new(atomic.Int32)
-	}
 	start := time.Now()
-	for w := 0; w < cfg.Concurrency; w++ {
+	for w := 0; w < concurrency; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
-				if i >= cfg.Sessions {
+				if i >= n {
 					return
 				}
 				t0 := time.Now()
-				target := cfg.Targets[i%len(cfg.Targets)]
-				err := session(ctx, cfg, target, framing[target])
+				err := op(ctx, i)
 				d := time.Since(t0)
 				if err != nil && cutShort(ctx) {
 					return // cut short by the end of the run: not a result
-				}
-				if cfg.OnSession != nil {
-					cfg.OnSession(target, t0, err)
 				}
 				mu.Lock()
 				if err != nil {
