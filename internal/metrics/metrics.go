@@ -4,14 +4,19 @@
 package metrics
 
 import (
+	"bufio"
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/govbmc/govbmc/bmc"
 )
@@ -19,16 +24,12 @@ import (
 // Metrics holds govbmc's collectors in a registry of its own (never the
 // global one, so tests and several daemons in one process do not collide).
 type Metrics struct {
-	reg *prometheus.Registry
+	reg   *prometheus.Registry
+	nodes nodeSeries // the per-node series, written by the scrape itself
 
-	sessions     *prometheus.CounterVec
-	loginsFailed *prometheus.CounterVec
-	commands     *prometheus.CounterVec
-	operations   *prometheus.HistogramVec
-	sol          *prometheus.GaugeVec
-	sessionTable *prometheus.GaugeVec
-	connUp       *prometheus.GaugeVec
-	reconnects   *prometheus.CounterVec
+	operations *prometheus.HistogramVec
+	connUp     *prometheus.GaugeVec
+	reconnects *prometheus.CounterVec
 }
 
 var _ bmc.Observer = (*Metrics)(nil)
@@ -37,31 +38,11 @@ var _ bmc.Observer = (*Metrics)(nil)
 func New() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
-		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "govbmc", Name: "sessions_opened_total",
-			Help: "Sessions clients logged into, per node.",
-		}, []string{"node"}),
-		loginsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "govbmc", Name: "logins_failed_total",
-			Help: "Logins refused (unknown user, wrong password or key), per node.",
-		}, []string{"node"}),
-		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "govbmc", Name: "ipmi_commands_total",
-			Help: "IPMI commands answered, by node, command and completion code.",
-		}, []string{"node", "command", "code"}),
 		operations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "govbmc", Name: "machine_operation_seconds",
 			Help:    "Time a machine operation took, by operation, backend and outcome.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"operation", "backend", "outcome"}),
-		sol: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "govbmc", Name: "sol_sessions_active",
-			Help: "Serial-over-LAN sessions active, per node.",
-		}, []string{"node"}),
-		sessionTable: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "govbmc", Name: "session_table_used",
-			Help: "Session slots taken, per node.",
-		}, []string{"node"}),
 		connUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "govbmc", Name: "libvirt_connection_up",
 			Help: "1 when the connection to a hypervisor is up, per URI (without credentials).",
@@ -74,28 +55,71 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.sessions, m.loginsFailed, m.commands, m.operations, m.sol, m.sessionTable, m.connUp, m.reconnects,
+		m.operations, m.connUp, m.reconnects,
 	)
 	return m
 }
 
-// Registry is the registry the collectors live in (for tests and extra collectors).
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+// textFormat is what the handler serves: Prometheus' text format 0.0.4,
+// which every Prometheus-compatible scraper accepts.
+var textFormat = expfmt.NewFormat(expfmt.TypeTextPlain)
 
-// Handler serves the metrics in Prometheus' text or protobuf format.
+// Handler serves the metrics in Prometheus' text format, gzipped when the
+// client accepts it: the registry's families, then the per-node ones.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mfs, err := m.reg.Gather()
+		if err != nil {
+			http.Error(w, "gather metrics: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", string(textFormat))
+		var out io.Writer = w
+		if acceptsGzip(r) {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level: no error
+			defer zw.Close()
+			out = zw
+		}
+		// A failed write is a scraper gone away: nothing is left to tell it.
+		_ = m.write(bufio.NewWriterSize(out, 64<<10), mfs)
+	})
+}
+
+// write writes the gathered families and the per-node ones, then flushes.
+func (m *Metrics) write(w *bufio.Writer, mfs []*dto.MetricFamily) error {
+	enc := expfmt.NewEncoder(w, textFormat)
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return fmt.Errorf("write %s: %w", mf.GetName(), err)
+		}
+	}
+	if err := m.nodes.write(w); err != nil {
+		return fmt.Errorf("write the per-node series: %w", err)
+	}
+	return w.Flush()
+}
+
+// acceptsGzip reports whether r's Accept-Encoding allows gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.TrimSpace(enc) == "gzip" && strings.ReplaceAll(strings.TrimSpace(q), " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
 }
 
 // SessionOpened counts a session a client logged into.
-func (m *Metrics) SessionOpened(node string) { m.sessions.WithLabelValues(node).Inc() }
+func (m *Metrics) SessionOpened(node string) { m.nodes.node(node).sessions.Add(1) }
 
 // LoginFailed counts a refused login.
-func (m *Metrics) LoginFailed(node string) { m.loginsFailed.WithLabelValues(node).Inc() }
+func (m *Metrics) LoginFailed(node string) { m.nodes.node(node).loginsFailed.Add(1) }
 
 // Command counts a command answered with its completion code.
 func (m *Metrics) Command(node, command string, code uint8) {
-	m.commands.WithLabelValues(node, command, fmt.Sprintf("0x%02x", code)).Inc()
+	m.nodes.node(node).command(command, code)
 }
 
 // Operation records a machine operation's duration and outcome ("ok",
@@ -119,12 +143,10 @@ func outcome(err error) string {
 }
 
 // SOLSessions sets a node's active Serial-over-LAN sessions.
-func (m *Metrics) SOLSessions(node string, n int) { m.sol.WithLabelValues(node).Set(float64(n)) }
+func (m *Metrics) SOLSessions(node string, n int) { m.nodes.node(node).sol.Store(int64(n)) }
 
 // SessionTable sets how many of a node's session slots are taken.
-func (m *Metrics) SessionTable(node string, used int) {
-	m.sessionTable.WithLabelValues(node).Set(float64(used))
-}
+func (m *Metrics) SessionTable(node string, used int) { m.nodes.node(node).slots.Store(int64(used)) }
 
 // Connection sets whether a hypervisor connection is up.
 func (m *Metrics) Connection(uri string, up bool) {
@@ -136,12 +158,7 @@ func (m *Metrics) Reconnected(uri string) { m.reconnects.WithLabelValues(uri).In
 
 // Forget drops a deleted node's series, so the label set stays bounded by
 // the nodes that exist.
-func (m *Metrics) Forget(node string) {
-	for _, v := range []*prometheus.MetricVec{m.sessions.MetricVec, m.loginsFailed.MetricVec, m.sol.MetricVec, m.sessionTable.MetricVec} {
-		v.DeleteLabelValues(node)
-	}
-	m.commands.DeletePartialMatch(prometheus.Labels{"node": node})
-}
+func (m *Metrics) Forget(node string) { m.nodes.forget(node) }
 
 func btoi(b bool) int {
 	if b {

@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,4 +103,83 @@ func BenchmarkScrape1000Nodes(b *testing.B) {
 		size = rec.Body.Len()
 	}
 	b.ReportMetric(float64(size), "bytes/scrape")
+}
+
+// TestNodeSeriesText: the per-node series parse back with Prometheus' own
+// parser whatever the node is called (quotes, backslashes, line feeds in a
+// name are escaped), every known node has every single-series family from
+// 0, and a gzip-accepting scraper gets the same exposition compressed.
+func TestNodeSeriesText(t *testing.T) {
+	m := New()
+	odd := "rack \"7\"\\slot\n3"
+	m.LoginFailed(odd)
+	m.Command(odd, `Get "Device" ID`, 0xc1)
+	m.SessionOpened("plain")
+
+	fams := scrape(t, m)
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"govbmc_logins_failed_total", map[string]string{"node": odd}, 1},
+		{"govbmc_sessions_opened_total", map[string]string{"node": odd}, 0},
+		{"govbmc_sol_sessions_active", map[string]string{"node": odd}, 0},
+		{"govbmc_ipmi_commands_total", map[string]string{"node": odd, "command": `Get "Device" ID`, "code": "0xc1"}, 1},
+		{"govbmc_sessions_opened_total", map[string]string{"node": "plain"}, 1},
+		{"govbmc_logins_failed_total", map[string]string{"node": "plain"}, 0},
+	} {
+		if got, ok := fams.Value(tc.name, tc.labels); !ok || got != tc.want {
+			t.Errorf("%s%q = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want)
+		}
+	}
+	if got := fams["govbmc_ipmi_commands_total"].GetType().String(); got != "COUNTER" {
+		t.Errorf("commands family type %s, want COUNTER", got)
+	}
+	if got := fams["govbmc_session_table_used"].GetType().String(); got != "GAUGE" {
+		t.Errorf("session table family type %s, want GAUGE", got)
+	}
+
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Accept-Encoding", "deflate, gzip;q=0.8")
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, req)
+	if rec.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("Content-Encoding %q for a gzip-accepting scraper", rec.Header().Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipped := testtool.ParseMetrics(t, zr)
+	if got, ok := zipped.Value("govbmc_logins_failed_total", map[string]string{"node": odd}); !ok || got != 1 {
+		t.Errorf("gzipped scrape: logins failed %v (present %v), want 1", got, ok)
+	}
+}
+
+// TestScrapeWhileObserving: scrapes running beside the observations and a
+// node's deletion always parse (go test -race checks the counters).
+func TestScrapeWhileObserving(t *testing.T) {
+	m := New()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				node := fmt.Sprintf("node-%d", (w*500+i)%50)
+				m.SessionOpened(node)
+				m.Command(node, "Get Chassis Status", uint8(i%3))
+				m.SessionTable(node, i%5)
+				if i%97 == 0 {
+					m.Forget(node)
+				}
+			}
+		})
+	}
+	for range 20 {
+		scrape(t, m)
+	}
+	wg.Wait()
+	if got := len(scrape(t, m)["govbmc_sessions_opened_total"].GetMetric()); got == 0 || got > 50 {
+		t.Errorf("%d nodes with sessions, want 1..50", got)
+	}
 }
