@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,30 +35,6 @@ func TestRedfishVirtualMediaOnQemuOverSSH(t *testing.T) {
 	testtool.Require(t, "qemu-system-x86_64")
 	sshd := testtool.StartSshd(t)
 	redfishVirtualMedia(t, sshURI(sshd, "qemu", "/system", sshd.KnownHosts), "http")
-}
-
-// sushyPython is the Debian interpreter python3-sushy is installed for.
-func sushyPython(t *testing.T) string {
-	t.Helper()
-	if exec.Command("/usr/bin/python3", "-c", "import sushy").Run() != nil {
-		testtool.Missing(t, "python3-sushy (`make test` installs it)")
-	}
-	return "/usr/bin/python3"
-}
-
-// clientEnv is the environment of a real client that trusts caFile only
-// (REQUESTS_CA_BUNDLE would otherwise make sushy ignore its verify argument).
-func clientEnv(caFile string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "REQUESTS_CA_BUNDLE="+caFile, "SSL_CERT_FILE="+caFile, "NO_PROXY=*")
 }
 
 // mediaVolumes lists the virtual media volumes named with prefix in every
@@ -108,21 +83,16 @@ func assertNoMedia(t *testing.T, c *libvirtconn.Conn, domain, prefix string) {
 }
 
 func redfishVirtualMedia(t *testing.T, uri, scheme string) {
-	py := sushyPython(t)
+	py := testtool.SushyPython(t)
 	c := get(t, pool(t), uri)
 	name := testtool.DomainName(t, "")
-	logPath := serialLog(t)
-	blank := filepath.Join(filepath.Dir(logPath), "blank.iso")
-	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	// After the domain is gone: what a failed run left is deleted.
 	t.Cleanup(func() {
 		for _, v := range mediaVolumes(t, c, "govbmc-"+name+"-") {
 			_ = c.Do(context.Background(), func(lv *libvirt.Libvirt) error { return lv.StorageVolDelete(v, 0) })
 		}
 	})
-	testtool.DefineDomain(t, c, name, qemuDomain, testtool.VirtType(), logPath, blank)
+	logPath, _ := defineQemuDomain(t, c, name)
 	n := serveBoth(t, c, name, time.Minute)
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: n.srv.Certificate().Raw}), 0o644); err != nil {
@@ -142,7 +112,7 @@ func redfishVirtualMedia(t *testing.T, uri, scheme string) {
 	prefix := "govbmc-" + name + "-" + strings.ReplaceAll(sysID, "-", "")[:8] + "-"
 	sushy := func(step string, args ...string) {
 		t.Helper()
-		out, err := testtool.RunEnv(t, 5*time.Minute, clientEnv(ca), py,
+		out, err := testtool.RunEnv(t, 5*time.Minute, testtool.ClientEnv(ca), py,
 			append([]string{"testdata/sushy_vmedia.py", n.srv.URL, sysID, admin.Name, admin.Password, ca, step}, args...)...)
 		if err != nil || !strings.Contains(out, "sushy-vmedia: OK") {
 			t.Fatalf("sushy %s: %v\n%s", step, err, out)

@@ -1,7 +1,6 @@
 package redfish_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
@@ -267,24 +266,6 @@ func TestVirtualMediaRoles(t *testing.T) {
 	expectError(t, e.do("DELETE", base+"/Cd", nil, "basic", "admin:password"), http.StatusMethodNotAllowed, "OperationNotAllowed", "")
 }
 
-// lockedBuffer is a log sink for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestMediaCredentialsAreUsedNeverShown(t *testing.T) {
 	const user, secret = "imguser", "s3cr3t-pw"
 	img := image(t, 4<<10)
@@ -304,12 +285,12 @@ func TestMediaCredentialsAreUsedNeverShown(t *testing.T) {
 		_, _ = w.Write(img)
 	}))
 	t.Cleanup(srv.Close)
-	var logs lockedBuffer
+	logs := &testtool.Buffer{}
 	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(func() { slog.SetDefault(old) })
 	e := newEnv(t, func(o *redfish.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	base := mediaBases(e)[0]
 	act := base + "/USBStick/Actions/VirtualMedia.InsertMedia"
