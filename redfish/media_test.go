@@ -473,3 +473,34 @@ func TestHttpBootUriIsAOneTimeVirtualCD(t *testing.T) {
 		t.Fatalf("UefiHttp without a URI set %v", o.Device)
 	}
 }
+
+// TestCurlVirtualMedia runs the README's curl lines: insert, read, eject.
+func TestCurlVirtualMedia(t *testing.T) {
+	curl := testtool.Require(t, "curl")
+	e, ca := tlsEnv(t)
+	ms := testtool.NewMediaServer(t, image(t, 8<<10))
+	cd := e.srv.URL + "/redfish/v1/Managers/" + e.aID + "/VirtualMedia/Cd"
+	c := func(args ...string) string {
+		t.Helper()
+		return runClient(t, ca, 30*time.Second, curl, append([]string{"-sS", "-i", "--cacert", ca, "-u", "op:oppass"}, args...)...)
+	}
+	insert := func(body string) string {
+		t.Helper()
+		return c("-X", "POST", "-H", "Content-Type: application/json", "-d", body, cd+"/Actions/VirtualMedia.InsertMedia")
+	}
+	if out := insert(`{"Image":"` + ms.HTTP.URL + `/image","TransferProtocolType":"HTTP"}`); !strings.Contains(out, " 204") {
+		t.Fatalf("insert:\n%s", out)
+	}
+	if out := c(cd); !strings.Contains(out, `"Inserted":true`) || !strings.Contains(out, `"ImageName":"image"`) {
+		t.Fatalf("read:\n%s", out)
+	}
+	if out := insert(`{"Image":"` + ms.HTTP.URL + `/image"}`); !strings.Contains(out, " 409") || !strings.Contains(out, "Base.1.8.ResourceInUse") {
+		t.Fatalf("insert into a full Cd:\n%s", out)
+	}
+	if out := c("-X", "POST", "-H", "Content-Type: application/json", "-d", "{}", cd+"/Actions/VirtualMedia.EjectMedia"); !strings.Contains(out, " 204") {
+		t.Fatalf("eject:\n%s", out)
+	}
+	if out := insert(`{"Image":"` + ms.HTTP.URL + `/missing"}`); !strings.Contains(out, " 400") || !strings.Contains(out, "ResourceMissingAtURI") || !strings.Contains(out, "404 Not Found") {
+		t.Fatalf("insert of a missing image:\n%s", out)
+	}
+}
