@@ -164,6 +164,9 @@ func SetDefaultMediaFetcher(f *MediaFetcher) {
 // MaxSize is the fetcher's size cap in bytes.
 func (f *MediaFetcher) MaxSize() int64 { return f.cfg.MaxSize }
 
+// Deadline is the longest a whole download may take.
+func (f *MediaFetcher) Deadline() time.Duration { return f.cfg.Deadline }
+
 // MediaDownload is a download under way: read the image from it, then
 // Close it (which gives its turn to the next queued download).
 type MediaDownload struct {

@@ -45,6 +45,20 @@ func serialLog(t *testing.T) string {
 	return filepath.Join(dir, "serial.log")
 }
 
+// defineQemuDomain defines the test's qemuDomain (serial console to a file,
+// an IDE CD-ROM holding a blank 1 MiB image) and returns the console's log
+// and the blank image's paths.
+func defineQemuDomain(t *testing.T, c testtool.LibvirtCaller, name string) (logPath, blank string) {
+	t.Helper()
+	logPath = serialLog(t)
+	blank = filepath.Join(filepath.Dir(logPath), "blank.iso")
+	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testtool.DefineDomain(t, c, name, qemuDomain, testtool.VirtType(), logPath, blank)
+	return logPath, blank
+}
+
 func readLog(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -142,12 +141,7 @@ func TestRedfishOnQemuOverSSH(t *testing.T) {
 func redfishOnQemu(t *testing.T, uri string) {
 	c := get(t, pool(t), uri)
 	name := testtool.DomainName(t, "")
-	logPath := serialLog(t)
-	blank := filepath.Join(filepath.Dir(logPath), "blank.iso")
-	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testtool.DefineDomain(t, c, name, qemuDomain, testtool.VirtType(), logPath, blank)
+	logPath, _ := defineQemuDomain(t, c, name)
 	n := serveBoth(t, c, name, time.Minute) // what IPMI just set is what the test checks
 
 	// Once Pxe over Redfish reads back over IPMI, then really PXE-boots.

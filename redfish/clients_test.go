@@ -6,7 +6,6 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -42,45 +41,12 @@ func tlsEnv(t *testing.T) (*env, string) {
 	return e, certFile
 }
 
-// clientEnv is the environment of a real client: it trusts caFile only
-// (REQUESTS_CA_BUNDLE would otherwise make sushy ignore its verify argument).
-func clientEnv(caFile string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "REQUESTS_CA_BUNDLE="+caFile, "SSL_CERT_FILE="+caFile, "NO_PROXY=*")
-}
-
-// systemPython is the Debian interpreter python3-sushy is installed for.
-func systemPython(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/python3"} {
-		if exec.Command(p, "-c", "import sushy").Run() == nil {
-			return p
-		}
-	}
-	py := testtool.Require(t, "python3")
-	if err := exec.Command(py, "-c", "import sushy").Run(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3-sushy is not installed (CI=true)")
-		}
-		t.Skip("python3-sushy is not installed; `make test` installs it")
-	}
-	return py
-}
-
 func runClient(t *testing.T, caFile string, timeout time.Duration, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = clientEnv(caFile)
+	cmd.Env = testtool.ClientEnv(caFile)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
@@ -89,7 +55,7 @@ func runClient(t *testing.T, caFile string, timeout time.Duration, name string, 
 }
 
 func TestSushy(t *testing.T) {
-	py := systemPython(t)
+	py := testtool.SushyPython(t)
 	e, ca := tlsEnv(t)
 	hw, err := e.a.Inventory(context.Background())
 	if err != nil {

@@ -1,8 +1,10 @@
 package redfish
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 )
 
@@ -143,4 +145,57 @@ var backendPrefix = regexp.MustCompile(`^(domain "[^"]*" on \S+: [^:]+: |simulat
 // reason is the part of a machine's error a client is told.
 func reason(err error) string {
 	return backendPrefix.ReplaceAllString(err.Error(), "")
+}
+
+// actionArgs are the parameters of an action's request body.
+type actionArgs struct {
+	action string
+	body   map[string]any
+}
+
+// only refuses a parameter not in known.
+func (a actionArgs) only(known ...string) error {
+	for k := range a.body {
+		if !slices.Contains(known, k) {
+			return errorf(http.StatusBadRequest, "ActionParameterUnknown",
+				"The action "+a.action+" was submitted with the invalid parameter "+k+".", a.action, k)
+		}
+	}
+	return nil
+}
+
+// str reads a string parameter; ok is false when it is absent.
+func (a actionArgs) str(name string) (string, bool, error) {
+	v, ok := a.body[name]
+	if !ok {
+		return "", false, nil
+	}
+	s, isStr := v.(string)
+	if !isStr {
+		return "", false, errActionParamType(a.action, name, fmt.Sprint(v))
+	}
+	return s, true, nil
+}
+
+func errActionParamType(action, param, value string) *apiError {
+	e := errorf(http.StatusBadRequest, "ActionParameterValueTypeError",
+		"The value "+value+" for the parameter "+param+" in the action "+action+" is of a different type than the parameter can accept.",
+		value, param, action)
+	e.property = param
+	return e
+}
+
+func errActionParamMissing(action, param string) *apiError {
+	e := errorf(http.StatusBadRequest, "ActionParameterMissing",
+		"The action "+action+" requires the parameter "+param+" to be present in the request body.", action, param)
+	e.property = param
+	return e
+}
+
+func errActionParamNotInList(action, param, value string) *apiError {
+	e := errorf(http.StatusBadRequest, "ActionParameterValueNotInList",
+		"The value "+value+" for the parameter "+param+" in the action "+action+" is not in the list of acceptable values.",
+		value, param, action)
+	e.property = param
+	return e
 }

@@ -21,6 +21,7 @@ type Manager struct {
 	PowerState          string       `json:"PowerState"`
 	Status              Status       `json:"Status"`
 	NetworkProtocol     Link         `json:"NetworkProtocol"`
+	VirtualMedia        *Link        `json:"VirtualMedia,omitempty"`
 	Links               ManagerLinks `json:"Links"`
 }
 
@@ -100,6 +101,7 @@ func (s *Server) renderManager(sys System) Manager {
 		PowerState:          "On",
 		Status:              okStatus(),
 		NetworkProtocol:     Link{managerURI(sys) + "/NetworkProtocol"},
+		VirtualMedia:        mediaLink("Managers", sys),
 		Links: ManagerLinks{
 			ManagerForServers: []Link{{systemURI(sys)}},
 			ManagerForChassis: []Link{{chassisURI(sys)}},

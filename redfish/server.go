@@ -55,6 +55,14 @@ type Options struct {
 	ServiceUUID string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// MediaTimeout bounds a request that downloads a virtual media image
+	// (InsertMedia, an HttpBootUri); when 0, the daemon's MediaFetcher
+	// deadline plus MachineTimeout.
+	MediaTimeout time.Duration
+	// MediaVerifyCertificate is every virtual media device's
+	// VerifyCertificate until a PATCH changes it: false, as sushy-tools
+	// and most BMCs, accepts any https image server.
+	MediaVerifyCertificate bool
 }
 
 // Server is the Redfish front end: an http.Handler for the whole fleet.
@@ -67,9 +75,10 @@ type Server struct {
 	throttle *throttle
 	reads    *readCache
 
-	mu        sync.Mutex
-	clocks    map[string]managerClock     // Manager DateTime settings, by node name
-	httpBoots map[string]bmc.BootOverride // overrides set as UefiHttp, by node name
+	mu          sync.Mutex
+	clocks      map[string]managerClock // Manager DateTime settings, by node name
+	httpBoots   map[string]httpBoot     // overrides set as UefiHttp, by node name
+	mediaVerify map[string]bool         // VerifyCertificate set by PATCH, by "node/slot"
 }
 
 type managerClock struct {
@@ -116,15 +125,16 @@ func New(f Fleet, o Options) *Server {
 		o.FirmwareVersion = "dev"
 	}
 	s := &Server{
-		fleet:     f,
-		opts:      o,
-		log:       o.Logger,
-		mux:       http.NewServeMux(),
-		sessions:  newSessionTable(o.MaxSessions, o.SessionTimeout),
-		throttle:  newThrottle(o.AuthFailureLimit, o.AuthWindow, o.AuthBlock),
-		reads:     newReadCache(o.MachinePatience, o.MachineTimeout),
-		clocks:    map[string]managerClock{},
-		httpBoots: map[string]bmc.BootOverride{},
+		fleet:       f,
+		opts:        o,
+		log:         o.Logger,
+		mux:         http.NewServeMux(),
+		sessions:    newSessionTable(o.MaxSessions, o.SessionTimeout),
+		throttle:    newThrottle(o.AuthFailureLimit, o.AuthWindow, o.AuthBlock),
+		reads:       newReadCache(o.MachinePatience, o.MachineTimeout),
+		clocks:      map[string]managerClock{},
+		httpBoots:   map[string]httpBoot{},
+		mediaVerify: map[string]bool{},
 	}
 	s.routes()
 	return s
@@ -141,6 +151,9 @@ type sysCtx struct {
 	sys  System
 	role Role
 	who  *principal
+	// base is the request's context without the MachineTimeout bound, for
+	// the requests that wait for a download (longRequest).
+	base context.Context
 }
 
 func (s *Server) routes() {
@@ -178,6 +191,8 @@ func (s *Server) routes() {
 	h("GET /redfish/v1/Managers/{id}", s.system(RoleReadOnly, s.getManager))
 	h("PATCH /redfish/v1/Managers/{id}", s.system(RoleAdministrator, s.patchManager))
 	h("GET /redfish/v1/Managers/{id}/NetworkProtocol", s.system(RoleReadOnly, s.getNetworkProtocol))
+
+	s.mediaRoutes()
 
 	h("GET /redfish/v1/Chassis", s.authed(s.getChassisCollection))
 	h("GET /redfish/v1/Chassis/{id}", s.system(RoleReadOnly, s.getChassis))
@@ -281,7 +296,7 @@ func (s *Server) system(min Role, h sysHandler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.opts.MachineTimeout)
 		defer cancel()
-		return h(w, r.WithContext(ctx), &sysCtx{sys: sys, role: role, who: p})
+		return h(w, r.WithContext(ctx), &sysCtx{sys: sys, role: role, who: p, base: r.Context()})
 	})
 }
 

@@ -31,6 +31,7 @@ type ComputerSystem struct {
 	SimpleStorage      *Link             `json:"SimpleStorage,omitempty"`
 	Bios               *Link             `json:"Bios,omitempty"`
 	SecureBoot         *Link             `json:"SecureBoot,omitempty"`
+	VirtualMedia       *Link             `json:"VirtualMedia,omitempty"`
 	Links              SystemLinks       `json:"Links"`
 	Actions            SystemActions     `json:"Actions"`
 }
@@ -43,6 +44,8 @@ type Boot struct {
 	BootSourceOverrideTargetAllowable  []string `json:"BootSourceOverrideTarget@Redfish.AllowableValues"`
 	BootSourceOverrideMode             string   `json:"BootSourceOverrideMode"`
 	BootSourceOverrideModeAllowable    []string `json:"BootSourceOverrideMode@Redfish.AllowableValues"`
+	// HttpBootUri is the image a UefiHttp override boots (null when none).
+	HttpBootUri *string `json:"HttpBootUri"`
 }
 
 // ProcessorSummary sums up the processors.
@@ -177,15 +180,13 @@ func (s *Server) readBoot(r *http.Request, sys System, direct bool) (bootState, 
 			b.BootSourceOverrideEnabled = "Continuous"
 		}
 		b.BootSourceOverrideTarget = targetOf[o.Device]
-		s.mu.Lock()
-		if h, ok := s.httpBoots[sys.Name]; ok {
-			if h == o {
-				b.BootSourceOverrideTarget = "UefiHttp"
-			} else {
-				delete(s.httpBoots, sys.Name)
-			}
+	}
+	if h, ok := s.liveHTTPBoot(sys, o); ok {
+		b.BootSourceOverrideTarget = "UefiHttp"
+		if h.uri != "" {
+			uri := bmc.RedactURL(h.uri)
+			b.HttpBootUri = &uri
 		}
-		s.mu.Unlock()
 	}
 	st.boot = b
 	return st, nil
@@ -252,6 +253,7 @@ func (s *Server) renderSystem(r *http.Request, sys System, direct bool) (Compute
 	if _, ok := sys.Machine.(bmc.FirmwareController); ok {
 		cs.SecureBoot = &Link{uri + "/SecureBoot"}
 	}
+	cs.VirtualMedia = mediaLink("Systems", sys)
 	return cs, bs, nil
 }
 
@@ -343,10 +345,19 @@ func (s *Server) patchSystem(w http.ResponseWriter, r *http.Request, c *sysCtx) 
 		pEnabled = "Boot/BootSourceOverrideEnabled"
 		pTarget  = "Boot/BootSourceOverrideTarget"
 		pMode    = "Boot/BootSourceOverrideMode"
+		pURI     = "Boot/HttpBootUri"
 	)
 	patch := map[string]any{}
-	if err := splitPatch(body, served(cs), []string{pEnabled, pTarget, pMode}, "", patch); err != nil {
+	if err := splitPatch(body, served(cs), []string{pEnabled, pTarget, pMode, pURI}, "", patch); err != nil {
 		return err
+	}
+	var uri *string // nil: not in the PATCH; "": cleared
+	if v, ok := patch[pURI]; ok {
+		str, isStr := v.(string)
+		if v != nil && !isStr {
+			return errValueType(pURI, fmt.Sprint(v))
+		}
+		uri = &str
 	}
 	enabled, setEnabled, err := enumValue(patch, pEnabled, enabledValues)
 	if err != nil {
@@ -360,8 +371,8 @@ func (s *Server) patchSystem(w http.ResponseWriter, r *http.Request, c *sysCtx) 
 	if err != nil {
 		return err
 	}
-	if setEnabled || setTarget || setMode {
-		if err := s.setBoot(r, c.sys, bs, enabled, target, mode); err != nil {
+	if setEnabled || setTarget || setMode || uri != nil {
+		if err := s.setBoot(w, r, c, bs, enabled, target, mode, uri); err != nil {
 			return err
 		}
 	}
@@ -373,9 +384,10 @@ func (s *Server) patchSystem(w http.ResponseWriter, r *http.Request, c *sysCtx) 
 	return nil
 }
 
-// setBoot applies a Boot PATCH; empty arguments keep the current value.
-func (s *Server) setBoot(r *http.Request, sys System, cur bootState, enabled, target, mode string) error {
-	ctx := r.Context()
+// setBoot applies a Boot PATCH; empty arguments (and a nil uri) keep the
+// current value.
+func (s *Server) setBoot(w http.ResponseWriter, r *http.Request, c *sysCtx, cur bootState, enabled, target, mode string, uri *string) error {
+	ctx, sys := r.Context(), c.sys
 	if target == "" {
 		target = cur.boot.BootSourceOverrideTarget
 	}
@@ -398,6 +410,13 @@ func (s *Server) setBoot(r *http.Request, sys System, cur bootState, enabled, ta
 		return propError("PropertyValueConflict", "Boot/BootSourceOverrideTarget",
 			"The target UefiHttp needs BootSourceOverrideMode UEFI.", "BootSourceOverrideTarget", "BootSourceOverrideMode")
 	}
+	httpURI, err := s.httpBootURI(sys, target, uri)
+	if err != nil {
+		return err
+	}
+	if httpURI != "" {
+		dev = bmc.BootCDROM // the image goes into the CD drive
+	}
 	if mode != "" && efi != cur.efi {
 		if err := s.setMode(r, sys, efi); err != nil {
 			return err
@@ -410,20 +429,17 @@ func (s *Server) setBoot(r *http.Request, sys System, cur bootState, enabled, ta
 	if !o.Active() {
 		o.Persistent = false
 	}
+	inserted, err := s.prepareHTTPBoot(w, r, c, httpURI, o.Active())
+	if err != nil {
+		return err
+	}
 	if err := sys.Machine.SetBootOverride(ctx, o); err != nil {
+		if inserted {
+			s.dropHTTPBootMedia(ctx, c, httpURI)
+		}
 		return machineError(err, "Boot/BootSourceOverrideTarget")
 	}
-	s.mu.Lock()
-	if target == "UefiHttp" && o.Active() {
-		// Remember what the machine stores for it, to show UefiHttp while
-		// that override is in place.
-		if got, err := sys.Machine.BootOverride(ctx); err == nil {
-			s.httpBoots[sys.Name] = got
-		}
-	} else {
-		delete(s.httpBoots, sys.Name)
-	}
-	s.mu.Unlock()
+	s.recordHTTPBoot(ctx, sys, target == "UefiHttp" && o.Active(), httpURI)
 	return nil
 }
 
@@ -469,30 +485,24 @@ func (s *Server) postReset(w http.ResponseWriter, r *http.Request, c *sysCtx) er
 	if err != nil {
 		return err
 	}
-	var rt string
-	for k, v := range body {
-		if k != "ResetType" {
-			return errorf(http.StatusBadRequest, "ActionParameterUnknown",
-				"The action ComputerSystem.Reset was submitted with the invalid parameter "+k+".", "ComputerSystem.Reset", k)
-		}
-		str, ok := v.(string)
-		if !ok {
-			return errorf(http.StatusBadRequest, "ActionParameterValueTypeError",
-				"The value for the parameter ResetType in the action ComputerSystem.Reset is of a different type than the parameter can accept.",
-				fmt.Sprint(v), "ResetType", "ComputerSystem.Reset")
-		}
-		rt = str
+	args := actionArgs{action: "ComputerSystem.Reset", body: body}
+	if err := args.only("ResetType"); err != nil {
+		return err
 	}
-	if _, ok := body["ResetType"]; !ok {
-		return errorf(http.StatusBadRequest, "ActionParameterMissing",
-			"The action ComputerSystem.Reset requires the parameter ResetType to be present in the request body.", "ComputerSystem.Reset", "ResetType")
+	rt, ok, err := args.str("ResetType")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errActionParamMissing(args.action, "ResetType")
 	}
 	if !slices.Contains(resetValues, rt) {
-		return errorf(http.StatusBadRequest, "ActionParameterValueNotInList",
-			"The value "+rt+" for the parameter ResetType in the action ComputerSystem.Reset is not in the list of acceptable values.",
-			rt, "ResetType", "ComputerSystem.Reset")
+		return errActionParamNotInList(args.action, "ResetType", rt)
 	}
 	m, ctx := c.sys.Machine, r.Context()
+	if err := s.settleHTTPBoot(ctx, c); err != nil {
+		return err
+	}
 	switch rt {
 	case "On", "ForceOn":
 		err = m.PowerOn(ctx)

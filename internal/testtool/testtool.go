@@ -57,9 +57,16 @@ func RequireRoot(t testing.TB, what string) {
 // Run runs a program with a deadline and returns its combined output.
 func Run(t testing.TB, timeout time.Duration, name string, args ...string) (string, error) {
 	t.Helper()
+	return RunEnv(t, timeout, nil, name, args...)
+}
+
+// RunEnv is Run with the environment env (nil: this process's).
+func RunEnv(t testing.TB, timeout time.Duration, env []string, name string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, Require(t, name), args...)
+	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
