@@ -2,6 +2,7 @@ package ipmi
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -58,6 +59,17 @@ func TestIdleBMCParksAndWakes(t *testing.T) {
 	ctx := context.Background()
 
 	waitAwake(false) // a new BMC starts parked
+	// Parked, the BMC is one goroutine, waiting: go-ipmi's loop, its
+	// eviction ticker and the goroutine that ran them are gone.
+	parked := runtime.NumGoroutine()
+	waitParkedGoroutines := func(round int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > parked; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d goroutines after parking again, %d when parked first", round, runtime.NumGoroutine(), parked)
+			}
+		}
+	}
 	for round := range 2 {
 		c := session()
 		time.Sleep(5 * idle)
@@ -71,6 +83,7 @@ func TestIdleBMCParksAndWakes(t *testing.T) {
 			t.Fatalf("round %d: close: %v", round, err)
 		}
 		waitAwake(false)
+		waitParkedGoroutines(round)
 	}
 }
 
