@@ -49,6 +49,7 @@ func (s *Server) serveWhenAwake(ctx context.Context) error {
 		go s.serveAwake(ctx, served)
 		err := <-served
 		s.awake.Store(false)
+		s.h.dropOwnHandlers()
 		if err != nil || s.closed.Load() {
 			return err
 		}

@@ -288,6 +288,8 @@ type nodeHandlers struct {
 	authCaps authCaps
 	// lastPowerOnByCommand feeds Get Chassis Status' last power event.
 	lastPowerOnByCommand atomic.Bool
+	// own are its handlers of the overrides while it is awake.
+	own ownHandlers
 }
 
 // goipmiDefaults holds go-ipmi's own handlers, for the ones govbmc wraps.
