@@ -48,8 +48,8 @@ func (s *Server) serveWhenAwake(ctx context.Context) error {
 		s.awake.Store(true)
 		go s.serveAwake(ctx, served)
 		err := <-served
-		s.awake.Store(false)
 		s.h.dropOwnHandlers()
+		s.awake.Store(false)
 		if err != nil || s.closed.Load() {
 			return err
 		}

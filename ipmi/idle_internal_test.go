@@ -60,7 +60,8 @@ func TestIdleBMCParksAndWakes(t *testing.T) {
 
 	waitAwake(false) // a new BMC starts parked
 	// Parked, the BMC is one goroutine, waiting: go-ipmi's loop, its
-	// eviction ticker and the goroutine that ran them are gone.
+	// eviction ticker and the goroutine that ran them are gone, and so are
+	// the node's handlers (made again at its next request).
 	parked := runtime.NumGoroutine()
 	waitParkedGoroutines := func(round int) {
 		t.Helper()
@@ -79,11 +80,17 @@ func TestIdleBMCParksAndWakes(t *testing.T) {
 		if _, err := c.GetChassisStatus(ctx); err != nil {
 			t.Fatalf("round %d: chassis status after %v of quiet: %v", round, 5*idle, err)
 		}
+		if s.h.own.list.Load() == nil {
+			t.Fatalf("round %d: awake and answering without the node's handlers", round)
+		}
 		if err := c.Close(ctx); err != nil {
 			t.Fatalf("round %d: close: %v", round, err)
 		}
 		waitAwake(false)
 		waitParkedGoroutines(round)
+		if s.h.own.list.Load() != nil {
+			t.Fatalf("round %d: parked still holding the node's handlers", round)
+		}
 	}
 }
 
