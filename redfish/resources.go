@@ -162,8 +162,7 @@ var collectionBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2*collecti
 func (s *Server) writeFleetCollection(w http.ResponseWriter, r *http.Request, p *principal, uri, kind, name string) {
 	head, err := marshalJSON(resource(uri, "#"+kind+"."+kind, "", name))
 	if err != nil {
-		s.log.Error("redfish: encoding a response", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		s.encodingFailed(w, err)
 		return
 	}
 	jsonHeader(w, "")

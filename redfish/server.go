@@ -350,8 +350,7 @@ func basicAuth(r *http.Request) (user, pass string, ok bool) {
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any, etag string) {
 	raw, err := marshalJSON(v)
 	if err != nil {
-		s.log.Error("redfish: encoding a response", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		s.encodingFailed(w, err)
 		return
 	}
 	jsonHeader(w, etag)
@@ -359,6 +358,12 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(raw)
 	}
+}
+
+// encodingFailed answers a response that could not be encoded.
+func (s *Server) encodingFailed(w http.ResponseWriter, err error) {
+	s.log.Error("redfish: encoding a response", "err", err)
+	http.Error(w, "internal error", http.StatusInternalServerError)
 }
 
 // jsonHeader sets the headers of a JSON answer; etag, when not empty, is
