@@ -52,7 +52,7 @@ func (s *Server) serveWhenAwake(ctx context.Context) error {
 		s.awake.Store(true)
 		go s.serveAwake(ctx, served)
 		err := <-served
-		s.h.dropOwnHandlers()
+		s.h.parked()
 		s.awake.Store(false)
 		if err != nil || s.closed.Load() {
 			return err
@@ -105,4 +105,20 @@ func (c *conn) readAwake(p []byte) (int, net.Addr, error) {
 			return 0, nil, errParked
 		}
 	}
+}
+
+// parked lets go of what the node keeps only while awake: its handlers
+// (the next request makes them again) and what its sessions left in the
+// per-session maps. A node parks with no session open, RMCP+ or IPMI 1.5,
+// so nothing there is anyone's any more; go-ipmi tells of an RMCP+
+// session's end (see New) but not of an IPMI 1.5 one's, whose entries
+// would otherwise stay.
+func (h *nodeHandlers) parked() {
+	h.own.list.Store(nil)
+	h.peers.mu.Lock()
+	h.peers.addr = nil
+	h.peers.mu.Unlock()
+	h.retransmits.mu.Lock()
+	h.retransmits.last = nil
+	h.retransmits.mu.Unlock()
 }

@@ -173,7 +173,3 @@ func (h *nodeHandlers) ownHandler(i int) handlers.Handler {
 	}
 	return (*own)[i]
 }
-
-// dropOwnHandlers lets the node's handlers go (it parks); the next
-// request makes them again.
-func (h *nodeHandlers) dropOwnHandlers() { h.own.list.Store(nil) }

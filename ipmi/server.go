@@ -125,6 +125,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	obs := newObserver(node.Name, opts.Observer, state)
 	state.Sessions.SetOnRemove(func(id uint32) {
 		h.peers.forget(id)
+		h.retransmits.forget(id)
 		sessions.forget(id)
 		replay.forget(id)
 		state.SOL.DeactivateBySession(id)
