@@ -42,7 +42,7 @@ type SimMachine struct {
 	load     SimLoad  // what the guest is doing (simstats.go)
 	media    simMedia // virtual media (simmedia.go)
 	firmware Firmware
-	bios     map[string]string // setup attributes in effect (BootMode excepted)
+	bios     map[string]string // setup attributes in effect (BootMode excepted); nil while the defaults
 	pending  map[string]string // attributes applied at the next boot
 	// rebooting is set while m.timer is a graceful reboot, not a soft off.
 	rebooting bool
@@ -62,7 +62,7 @@ func NewSimMachine(n Node) (*SimMachine, error) {
 	if delay == 0 {
 		delay = DefaultSoftOffDelay
 	}
-	m := &SimMachine{name: n.Name, uuid: u, softOffDelay: delay, bios: DefaultBIOSAttributes()}
+	m := &SimMachine{name: n.Name, uuid: u, softOffDelay: delay}
 	// The simulated guest echoes what is typed on its console.
 	m.console = NewConsoleBuffer(DefaultConsoleBacklog, func(p []byte) { m.output(p) })
 	return m, nil

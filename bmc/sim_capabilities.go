@@ -64,7 +64,9 @@ func (m *SimMachine) BIOSAttributes(ctx context.Context) (current, pending map[s
 		return nil, nil, err
 	}
 	defer m.mu.Unlock()
-	current = maps.Clone(m.bios)
+	if current = maps.Clone(m.bios); current == nil {
+		current = DefaultBIOSAttributes()
+	}
 	current[BootModeAttribute] = BootModeValue(m.firmware.EFI)
 	return current, maps.Clone(m.pending), nil
 }
@@ -99,6 +101,9 @@ func (m *SimMachine) ResetBIOS(ctx context.Context) error {
 // applyBIOSLocked makes the pending attributes current, as firmware does
 // when it starts.
 func (m *SimMachine) applyBIOSLocked() {
+	if m.bios == nil && len(m.pending) > 0 {
+		m.bios = DefaultBIOSAttributes() // a machine keeps none until they change
+	}
 	for k, v := range m.pending {
 		if k == BootModeAttribute {
 			m.firmware.EFI = v == "Uefi"

@@ -8,11 +8,16 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // DefaultIdleAfter is how long a node with no session open must be quiet
-// before its BMC parks.
-const DefaultIdleAfter = 500 * time.Millisecond
+// before its BMC parks. Waking again costs microseconds (a goroutine and
+// go-ipmi's loop set up), while every awake BMC holds its loop's stack,
+// buffer and ticker: the shorter the window, the fewer a sweep keeps awake
+// at once (10,000 BMCs right after a full-session sweep, this machine:
+// about 220 MiB resident with 100 ms, 250 MiB with 500 ms).
+const DefaultIdleAfter = 100 * time.Millisecond
 
 // errParked ends go-ipmi's read loop when its BMC parks. It wraps
 // net.ErrClosed, the one error on which go-ipmi's Serve returns
@@ -29,7 +34,14 @@ var errParked = fmt.Errorf("ipmi: idle BMC parked: %w", net.ErrClosed)
 // loop runs again until the node has had no session open and no datagram
 // for idleAfter. The socket stays bound throughout: the kernel queues what
 // arrives while the BMC wakes.
+//
+// go-ipmi's loop runs on a goroutine of its own, started at each wake,
+// and the wait here stays shallow: the stack the loop grows (tens of KiB
+// through the RMCP+ and crypto paths) is freed when the BMC parks, and the
+// goroutine that waits keeps its first 2 KiB stack. A parked BMC is one
+// small stack, however much it served before.
 func (s *Server) serveWhenAwake(ctx context.Context) error {
+	served := make(chan error, 1)
 	for {
 		if err := s.awaitDatagram(); err != nil {
 			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
@@ -38,7 +50,9 @@ func (s *Server) serveWhenAwake(ctx context.Context) error {
 			return fmt.Errorf("wait for a datagram: %w", err)
 		}
 		s.awake.Store(true)
-		err := s.srv.Serve(ctx)
+		go s.serveAwake(ctx, served)
+		err := <-served
+		s.h.parked()
 		s.awake.Store(false)
 		if err != nil || s.closed.Load() {
 			return err
@@ -46,20 +60,30 @@ func (s *Server) serveWhenAwake(ctx context.Context) error {
 	}
 }
 
-// awaitDatagram returns once a datagram waits on the socket (or the socket
-// has an error for ReadFrom to report), reading nothing.
-func (s *Server) awaitDatagram() error {
-	if err := s.conn.SetReadDeadline(time.Time{}); err != nil {
-		return err
+// serveAwake runs go-ipmi's read loop until the BMC parks, then clears the
+// read deadline the loop left (awaitDatagram waits without one) and sends
+// how the loop ended.
+func (s *Server) serveAwake(ctx context.Context, served chan<- error) {
+	err := s.srv.Serve(ctx)
+	if derr := s.conn.SetReadDeadline(time.Time{}); err == nil && derr != nil && !s.closed.Load() {
+		err = fmt.Errorf("clear the read deadline: %w", derr)
 	}
+	served <- err
+}
+
+// awaitDatagram returns once a datagram waits on the socket (or the socket
+// has an error for ReadFrom to report), reading nothing. It peeks with a
+// bare recvfrom(2), which asks for no source address: a parked BMC's
+// goroutine never runs deeper than this (see serveWhenAwake).
+func (s *Server) awaitDatagram() error {
 	rc, err := s.conn.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var b [1]byte
 	return rc.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return !errors.Is(err, syscall.EAGAIN)
+		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1, syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		return errno != syscall.EAGAIN
 	})
 }
 
@@ -81,4 +105,20 @@ func (c *conn) readAwake(p []byte) (int, net.Addr, error) {
 			return 0, nil, errParked
 		}
 	}
+}
+
+// parked lets go of what the node keeps only while awake: its handlers
+// (the next request makes them again) and what its sessions left in the
+// per-session maps. A node parks with no session open, RMCP+ or IPMI 1.5,
+// so nothing there is anyone's any more; go-ipmi tells of an RMCP+
+// session's end (see New) but not of an IPMI 1.5 one's, whose entries
+// would otherwise stay.
+func (h *nodeHandlers) parked() {
+	h.own.list.Store(nil)
+	h.peers.mu.Lock()
+	h.peers.addr = nil
+	h.peers.mu.Unlock()
+	h.retransmits.mu.Lock()
+	h.retransmits.last = nil
+	h.retransmits.mu.Unlock()
 }

@@ -58,7 +58,7 @@ const (
 // IP address of a wildcard listener (go-ipmi's handlers do not see it).
 type peers struct {
 	mu   sync.Mutex
-	addr map[uint64]net.Addr
+	addr map[uint64]net.Addr // by session; nil while there is none (lazymap.go)
 }
 
 // inbound records a session's address (job 6 of conn).
@@ -72,17 +72,14 @@ func (p *peers) inbound(h header, addr net.Addr) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.addr == nil {
-		p.addr = map[uint64]net.Addr{}
-	}
-	p.addr[key] = addr
+	put(&p.addr, key, addr)
 }
 
 func (p *peers) forget(id uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.addr, uint64(id))
-	delete(p.addr, 1<<32|uint64(id))
+	del(&p.addr, uint64(id))
+	del(&p.addr, 1<<32|uint64(id))
 }
 
 func (p *peers) of(hctx *handlers.HandlerContext) net.Addr {

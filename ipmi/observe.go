@@ -28,7 +28,8 @@ type observer struct {
 	mu sync.Mutex
 	// handshakes are RMCP+ logins answered with RAKP 2, by client address
 	// (never a label): a client whose password does not match gives up
-	// without RAKP 3, so a timer counts the failure when none comes.
+	// without RAKP 3, so a timer counts the failure when none comes. Nil
+	// while there is none (lazymap.go).
 	handshakes map[string]*time.Timer
 	closed     bool
 }
@@ -39,7 +40,7 @@ func newObserver(node string, o bmc.Observer, state *gobmc.BMC) *observer {
 	if o == nil {
 		return nil
 	}
-	return &observer{node: node, obs: o, state: state, handshakes: map[string]*time.Timer{}}
+	return &observer{node: node, obs: o, state: state}
 }
 
 // inbound looks at a request go-ipmi is about to handle: a RAKP 3 goes on
@@ -55,7 +56,7 @@ func (o *observer) inbound(h header, from net.Addr) {
 	defer o.mu.Unlock()
 	if t, ok := o.handshakes[from.String()]; ok {
 		t.Stop()
-		delete(o.handshakes, from.String())
+		del(&o.handshakes, from.String())
 	}
 }
 
@@ -74,14 +75,14 @@ func (o *observer) handshake(addr string) {
 		o.mu.Lock()
 		mine := o.handshakes[addr] == t && !o.closed
 		if mine {
-			delete(o.handshakes, addr)
+			del(&o.handshakes, addr)
 		}
 		o.mu.Unlock()
 		if mine {
 			o.obs.LoginFailed(o.node)
 		}
 	})
-	o.handshakes[addr] = t
+	put(&o.handshakes, addr, t)
 }
 
 // close stops the clocks, so a node closed reports nothing more.
@@ -92,10 +93,10 @@ func (o *observer) close() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.closed = true
-	for addr, t := range o.handshakes {
+	for _, t := range o.handshakes {
 		t.Stop()
-		delete(o.handshakes, addr)
 	}
+	o.handshakes = nil
 }
 
 // outbound looks at an answer on its way to a client.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	gobmc "github.com/bougou/go-ipmi/pkg/bmc"
 	"github.com/bougou/go-ipmi/pkg/handlers"
@@ -33,21 +34,21 @@ var (
 		r := handlers.NewRegistry()
 		r.Use(toNode)
 		handlers.RegisterAllHandlers(r)
-		for _, o := range (&nodeHandlers{}).overrides() {
-			r.Register(o.cmd, o.h) // never reached (toNode does not call it): for the command table
+		for _, o := range overrides {
+			r.Register(o.cmd, o.of(&nodeHandlers{})) // never reached (toNode does not call it): for the command table
 		}
 		return r
 	})
 	innerRegistry = sync.OnceValue(func() *handlers.Registry {
 		r := handlers.NewRegistry()
 		handlers.RegisterAllHandlers(r)
-		for i, o := range (&nodeHandlers{}).overrides() {
+		for i, o := range overrides {
 			r.RegisterFunc(o.cmd, func(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
 				n := nodeOf(hctx)
 				if n == nil {
 					return nil, types.CodeUnspecifiedError, errUnknownNode
 				}
-				return n.own[i].Handle(ctx, hctx, req)
+				return n.h.ownHandler(i).Handle(ctx, hctx, req)
 			})
 		}
 		return r
@@ -61,8 +62,8 @@ var errUnknownNode = errors.New("request for a BMC that is not registered")
 
 // nodeDispatch is one node as the shared registry sees it.
 type nodeDispatch struct {
-	chain handlers.Handler   // the node's middleware around innerRegistry
-	own   []handlers.Handler // the node's overrides, in the order of overrides()
+	chain handlers.Handler // the node's middleware around innerRegistry
+	h     *nodeHandlers    // the node's own handlers (overrides)
 }
 
 // registerNode makes the shared registry serve a node; the returned
@@ -74,11 +75,7 @@ func registerNode(state *gobmc.BMC, h *nodeHandlers, middleware ...handlers.Midd
 	for i := len(middleware) - 1; i >= 0; i-- {
 		chain = middleware[i](chain)
 	}
-	var own []handlers.Handler
-	for _, o := range h.overrides() {
-		own = append(own, o.h)
-	}
-	nodes.Store(state, &nodeDispatch{chain: chain, own: own})
+	nodes.Store(state, &nodeDispatch{chain: chain, h: h})
 	return func() { nodes.Delete(state) }
 }
 
@@ -104,39 +101,75 @@ func toNode(handlers.Handler) handlers.Handler {
 	})
 }
 
-// override is a command govbmc answers itself.
-type override struct {
+// overrides are the commands govbmc answers for a node instead of
+// go-ipmi, each with how to make that node's handler. A node makes its
+// handlers when it wakes and drops them when it parks (ownHandlers): kept
+// for good they were about 1 KiB of every idle BMC.
+var overrides = [...]struct {
 	cmd types.Command
-	h   handlers.Handler
+	of  func(h *nodeHandlers) handlers.Handler
+}{
+	{types.CommandGetSessionChallenge, func(h *nodeHandlers) handlers.Handler {
+		return h.getSessionChallenge(registered(goipmiDefaults(), types.CommandGetSessionChallenge))
+	}},
+	{types.CommandActivateSession, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.activateSession) }},
+	{types.CommandChassisControl, func(h *nodeHandlers) handlers.Handler { return h.retransmits.wrap(h.chassisControl) }},
+	{types.CommandGetChassisStatus, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.chassisStatus) }},
+	{types.CommandSetSystemBootOptions, func(h *nodeHandlers) handlers.Handler {
+		return requireOperator(handlers.HandlerFunc(h.setBootOptions))
+	}},
+	{types.CommandChassisIdentify, func(*nodeHandlers) handlers.Handler {
+		return requireOperator(registered(goipmiDefaults(), types.CommandChassisIdentify))
+	}},
+	{types.CommandGetSystemBootOptions, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.getBootOptions) }},
+	{types.CommandGetSystemGUID, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.systemGUID) }},
+	{types.CommandColdReset, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.bmcReset) }},
+	{types.CommandWarmReset, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.bmcReset) }},
+	{types.CommandGetLanConfigParam, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.getLanConfig) }},
+	{types.CommandSetLanConfigParam, func(h *nodeHandlers) handlers.Handler {
+		return requirePrivilege(gobmc.PrivilegeLevelAdministrator, handlers.HandlerFunc(h.setLanConfig))
+	}},
+	{types.CommandGetSensorReading, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.getSensorReading) }},
+	{types.CommandGetSensorThresholds, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.getSensorThresholds) }},
+	{types.CommandGetSELInfo, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.getSELInfo) }},
+	{types.CommandReserveSEL, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.reserveSEL) }},
+	{types.CommandGetSELEntry, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.getSELEntry) }},
+	{types.CommandClearSEL, func(h *nodeHandlers) handlers.Handler { return requireOperator(handlers.HandlerFunc(h.clearSEL)) }},
+	{types.CommandGetSELTime, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.getSELTime) }},
+	{types.CommandGetChannelAuthCapabilities, func(h *nodeHandlers) handlers.Handler {
+		return h.authCaps.wrap(registered(goipmiDefaults(), types.CommandGetChannelAuthCapabilities))
+	}},
+	{types.CommandSetUserAccess, userChange(types.CommandSetUserAccess)},
+	{types.CommandSetUsername, userChange(types.CommandSetUsername)},
+	{types.CommandSetUserPassword, userChange(types.CommandSetUserPassword)},
 }
 
-// overrides are the commands govbmc answers for a node instead of go-ipmi.
-func (h *nodeHandlers) overrides() []override {
-	defaults := goipmiDefaults()
-	o := []override{
-		{types.CommandGetSessionChallenge, handlers.HandlerFunc(h.getSessionChallenge(registered(defaults, types.CommandGetSessionChallenge)))},
-		{types.CommandActivateSession, handlers.HandlerFunc(h.activateSession)},
-		{types.CommandChassisControl, handlers.HandlerFunc(h.retransmits.wrap(h.chassisControl))},
-		{types.CommandGetChassisStatus, handlers.HandlerFunc(h.chassisStatus)},
-		{types.CommandSetSystemBootOptions, requireOperator(handlers.HandlerFunc(h.setBootOptions))},
-		{types.CommandChassisIdentify, requireOperator(registered(defaults, types.CommandChassisIdentify))},
-		{types.CommandGetSystemBootOptions, handlers.HandlerFunc(h.getBootOptions)},
-		{types.CommandGetSystemGUID, handlers.HandlerFunc(h.systemGUID)},
-		{types.CommandColdReset, handlers.HandlerFunc(h.bmcReset)},
-		{types.CommandWarmReset, handlers.HandlerFunc(h.bmcReset)},
-		{types.CommandGetLanConfigParam, handlers.HandlerFunc(h.getLanConfig)},
-		{types.CommandSetLanConfigParam, requirePrivilege(gobmc.PrivilegeLevelAdministrator, handlers.HandlerFunc(h.setLanConfig))},
-		{types.CommandGetSensorReading, handlers.HandlerFunc(h.getSensorReading)},
-		{types.CommandGetSensorThresholds, handlers.HandlerFunc(h.getSensorThresholds)},
-		{types.CommandGetSELInfo, handlers.HandlerFunc(h.getSELInfo)},
-		{types.CommandReserveSEL, handlers.HandlerFunc(h.reserveSEL)},
-		{types.CommandGetSELEntry, handlers.HandlerFunc(h.getSELEntry)},
-		{types.CommandClearSEL, requireOperator(handlers.HandlerFunc(h.clearSEL))},
-		{types.CommandGetSELTime, handlers.HandlerFunc(h.getSELTime)},
-		{types.CommandGetChannelAuthCapabilities, h.authCaps.wrap(registered(defaults, types.CommandGetChannelAuthCapabilities))},
+// userChange is the override of go-ipmi's command c that changes the
+// users: the node's authentication capabilities are asked again after it.
+func userChange(c types.Command) func(h *nodeHandlers) handlers.Handler {
+	return func(h *nodeHandlers) handlers.Handler {
+		return h.authCaps.changesUsers(registered(goipmiDefaults(), c))
 	}
-	for _, c := range []types.Command{types.CommandSetUserAccess, types.CommandSetUsername, types.CommandSetUserPassword} {
-		o = append(o, override{c, h.authCaps.changesUsers(registered(defaults, c))})
+}
+
+// ownHandlers are a node's handlers of the overrides, made on demand.
+type ownHandlers struct {
+	list atomic.Pointer[[]handlers.Handler]
+}
+
+// ownHandler is the node's handler of overrides[i], made with the others
+// when the node has none.
+func (h *nodeHandlers) ownHandler(i int) handlers.Handler {
+	own := h.own.list.Load()
+	if own == nil {
+		made := make([]handlers.Handler, len(overrides))
+		for j, o := range overrides {
+			made[j] = o.of(h)
+		}
+		own = &made
+		if !h.own.list.CompareAndSwap(nil, own) {
+			own = h.own.list.Load()
+		}
 	}
-	return o
+	return (*own)[i]
 }

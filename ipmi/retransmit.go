@@ -26,7 +26,7 @@ const retransmitWindow = 15 * time.Second
 // ipmitool per command) open a session per command.
 type retransmits struct {
 	mu   sync.Mutex
-	last map[uint64]lastControl
+	last map[uint64]lastControl // by session; nil while there is none (lazymap.go)
 }
 
 type lastControl struct {
@@ -72,15 +72,21 @@ func (r *retransmits) wrap(h handlers.HandlerFunc) handlers.HandlerFunc {
 
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if r.last == nil {
-			r.last = map[uint64]lastControl{}
-		}
 		for k, l := range r.last {
 			if now.Sub(l.at) >= retransmitWindow {
-				delete(r.last, k)
+				del(&r.last, k)
 			}
 		}
-		r.last[key] = lastControl{req: append([]byte(nil), req...), resp: resp, cc: cc, at: time.Now()}
+		put(&r.last, key, lastControl{req: append([]byte(nil), req...), resp: resp, cc: cc, at: time.Now()})
 		return resp, cc, err
 	}
+}
+
+// forget drops what a session closed left (IPMI 2.0 and 1.5 IDs alike):
+// nothing of it can be retransmitted any more.
+func (r *retransmits) forget(id uint32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	del(&r.last, uint64(id))
+	del(&r.last, 1<<32|uint64(id))
 }

@@ -74,7 +74,7 @@ type Options struct {
 // Server is one node's BMC: a UDP listener speaking IPMI 1.5 and 2.0 in
 // front of a machine.
 type Server struct {
-	node    bmc.Node
+	name    string // the node's
 	conn    *net.UDPConn
 	srv     *server.Server
 	log     *slog.Logger
@@ -125,6 +125,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	obs := newObserver(node.Name, opts.Observer, state)
 	state.Sessions.SetOnRemove(func(id uint32) {
 		h.peers.forget(id)
+		h.retransmits.forget(id)
 		sessions.forget(id)
 		replay.forget(id)
 		state.SOL.DeactivateBySession(id)
@@ -158,7 +159,7 @@ func New(node bmc.Node, m bmc.Machine, opts Options) (*Server, error) {
 	if w, ok := bmc.As[bmc.PowerWatcher](m); ok {
 		stopWatch = w.WatchPower(h.machinePower)
 	}
-	return &Server{node: node, conn: udp, srv: srv, log: log, unregister: unregister, h: h, stopWatch: stopWatch, obs: obs}, nil
+	return &Server{name: node.Name, conn: udp, srv: srv, log: log, unregister: unregister, h: h, stopWatch: stopWatch, obs: obs}, nil
 }
 
 // Addr is the address the listener is bound to (with the real port when the
@@ -176,7 +177,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// under way elsewhere is waited for).
 	cerr := s.Close()
 	if err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("node %q: serve: %w", s.node.Name, err)
+		return fmt.Errorf("node %q: serve: %w", s.name, err)
 	}
 	return cerr
 }
@@ -193,7 +194,7 @@ func (s *Server) Close() error {
 		s.obs.close()
 	})
 	if err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("node %q: close: %w", s.node.Name, err)
+		return fmt.Errorf("node %q: close: %w", s.name, err)
 	}
 	return nil
 }
@@ -288,6 +289,8 @@ type nodeHandlers struct {
 	authCaps authCaps
 	// lastPowerOnByCommand feeds Get Chassis Status' last power event.
 	lastPowerOnByCommand atomic.Bool
+	// own are its handlers of the overrides while it is awake.
+	own ownHandlers
 }
 
 // goipmiDefaults holds go-ipmi's own handlers, for the ones govbmc wraps.

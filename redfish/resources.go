@@ -1,8 +1,12 @@
 package redfish
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // Resource holds the properties every resource carries.
@@ -127,38 +131,99 @@ func (s *Server) getODataService(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// visible returns the systems a principal may log into.
-func (s *Server) visible(p *principal) []System {
-	all := s.fleet.Systems()
-	out := all[:0:0]
-	for _, sys := range all {
-		if p.roleOn(sys) != RoleNone {
-			out = append(out, sys)
-		}
-	}
-	return out
-}
-
-func (s *Server) memberLinks(p *principal, prefix string) []string {
-	vis := s.visible(p)
-	out := make([]string, len(vis))
-	for i, sys := range vis {
-		out[i] = prefix + sys.ID
-	}
-	return out
-}
-
 func (s *Server) getSystems(w http.ResponseWriter, r *http.Request, p *principal) error {
-	s.writeJSON(w, r, http.StatusOK, collection("/redfish/v1/Systems", "ComputerSystemCollection", "Computer System Collection", s.memberLinks(p, "/redfish/v1/Systems/")), "")
+	s.writeFleetCollection(w, r, p, "/redfish/v1/Systems", "ComputerSystemCollection", "Computer System Collection")
 	return nil
 }
 
 func (s *Server) getManagers(w http.ResponseWriter, r *http.Request, p *principal) error {
-	s.writeJSON(w, r, http.StatusOK, collection("/redfish/v1/Managers", "ManagerCollection", "Manager Collection", s.memberLinks(p, "/redfish/v1/Managers/")), "")
+	s.writeFleetCollection(w, r, p, "/redfish/v1/Managers", "ManagerCollection", "Manager Collection")
 	return nil
 }
 
 func (s *Server) getChassisCollection(w http.ResponseWriter, r *http.Request, p *principal) error {
-	s.writeJSON(w, r, http.StatusOK, collection("/redfish/v1/Chassis", "ChassisCollection", "Chassis Collection", s.memberLinks(p, "/redfish/v1/Chassis/")), "")
+	s.writeFleetCollection(w, r, p, "/redfish/v1/Chassis", "ChassisCollection", "Chassis Collection")
 	return nil
+}
+
+// collectionFlush is how much of a fleet-wide collection is gathered
+// before it is written out.
+const collectionFlush = 16 << 10
+
+// collectionBufs are the buffers fleet-wide collections are written through.
+var collectionBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2*collectionFlush); return &b }}
+
+// writeFleetCollection answers the collection at uri of every system the
+// principal may log into (a member uri/ID each): the same JSON as
+// writeJSON of collection(...), written as the fleet is walked. With
+// 10,000 nodes, building it first (a filtered copy of the fleet, a link
+// string per member, the encoded document) left about 4 MiB of garbage per
+// GET, which the GC let pile up to twice the live heap.
+func (s *Server) writeFleetCollection(w http.ResponseWriter, r *http.Request, p *principal, uri, kind, name string) {
+	head, err := marshalJSON(resource(uri, "#"+kind+"."+kind, "", name))
+	if err != nil {
+		s.encodingFailed(w, err)
+		return
+	}
+	jsonHeader(w, "")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	bp := collectionBufs.Get().(*[]byte)
+	buf := bytes.TrimSuffix(bytes.TrimSpace(head), []byte("}"))
+	buf = append(append((*bp)[:0], buf...), `,"Members":[`...)
+	prefix := uri + "/"
+	n := 0
+	for _, sys := range s.fleet.Systems() {
+		if p.roleOn(sys) == RoleNone {
+			continue
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendJSONString(append(buf, `{"@odata.id":`...), prefix, sys.ID)
+		buf = append(buf, '}')
+		n++
+		if len(buf) >= collectionFlush {
+			if _, err := w.Write(buf); err != nil {
+				break // the client is gone
+			}
+			buf = buf[:0]
+		}
+	}
+	buf = append(strconv.AppendInt(append(buf, `],"Members@odata.count":`...), int64(n), 10), "}\n"...)
+	_, _ = w.Write(buf)
+	*bp = buf[:0]
+	collectionBufs.Put(bp)
+}
+
+// appendJSONString appends prefix+str as a JSON string, as writeJSON
+// writes it.
+func appendJSONString(buf []byte, prefix, str string) []byte {
+	if !plainJSON(prefix) || !plainJSON(str) {
+		raw, _ := marshalJSON(prefix + str) // a string always encodes
+		return append(buf, bytes.TrimSuffix(raw, []byte("\n"))...)
+	}
+	return append(append(append(append(buf, '"'), prefix...), str...), '"')
+}
+
+// plainJSON reports whether str is printable ASCII that JSON takes as it is.
+func plainJSON(str string) bool {
+	for i := 0; i < len(str); i++ {
+		if c := str[i]; c < 0x20 || c > 0x7E || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// marshalJSON encodes v as writeJSON sends it: HTML characters as they
+// are, a newline at the end.
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	return buf.Bytes(), err
 }

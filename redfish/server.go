@@ -363,23 +363,32 @@ func basicAuth(r *http.Request) (user, pass string, ok bool) {
 
 // writeJSON answers a resource. etag, when not empty, is sent as ETag.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any, etag string) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		s.log.Error("redfish: encoding a response", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+	raw, err := marshalJSON(v)
+	if err != nil {
+		s.encodingFailed(w, err)
 		return
 	}
+	jsonHeader(w, etag)
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(raw)
+	}
+}
+
+// encodingFailed answers a response that could not be encoded.
+func (s *Server) encodingFailed(w http.ResponseWriter, err error) {
+	s.log.Error("redfish: encoding a response", "err", err)
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+// jsonHeader sets the headers of a JSON answer; etag, when not empty, is
+// sent as ETag.
+func jsonHeader(w http.ResponseWriter, etag string) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json; charset=utf-8")
 	hdr.Set("Cache-Control", "no-cache")
 	if etag != "" {
 		hdr.Set("ETag", etag)
-	}
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(buf.Bytes())
 	}
 }
 

@@ -143,22 +143,35 @@ func newManagerFleet() *managerFleet {
 }
 
 // Started records that a node runs machine m; its UUID is asked later,
-// when needed. It does no I/O (it is called as the node starts).
+// when needed, and its record made then (an idle fleet keeps none). It does
+// no I/O (it is called as the node starts).
 func (f *managerFleet) Started(name string, m bmc.Machine) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.nodeLocked(name, m)
+	if n := f.nodes[name]; n == nil || n.machine != m {
+		if n != nil {
+			f.forgetLocked(name, n)
+		}
+		f.unasked[name] = true
+	}
 	f.systems = nil
+}
+
+// forgetLocked drops a node's record n. f.mu is held.
+func (f *managerFleet) forgetLocked(name string, n *fleetNode) {
+	if f.byUUID[n.uuid] == name {
+		delete(f.byUUID, n.uuid)
+	}
+	delete(f.nodes, name)
 }
 
 // Deleted forgets a node.
 func (f *managerFleet) Deleted(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if n := f.nodes[name]; n != nil && f.byUUID[n.uuid] == name {
-		delete(f.byUUID, n.uuid)
+	if n := f.nodes[name]; n != nil {
+		f.forgetLocked(name, n)
 	}
-	delete(f.nodes, name)
 	delete(f.unasked, name)
 	f.systems = nil
 }
@@ -170,8 +183,8 @@ func (f *managerFleet) nodeLocked(name string, m bmc.Machine) *fleetNode {
 	if n != nil && n.machine == m {
 		return n
 	}
-	if n != nil && f.byUUID[n.uuid] == name {
-		delete(f.byUUID, n.uuid)
+	if n != nil {
+		f.forgetLocked(name, n)
 	}
 	n = &fleetNode{machine: m}
 	f.nodes[name] = n

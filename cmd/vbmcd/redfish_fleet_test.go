@@ -90,6 +90,12 @@ func TestManagerFleet(t *testing.T) {
 		}
 	}
 	uuid := func(name string) string { return bmc.DeriveUUID(name).String() }
+	f.mu.Lock()
+	records := len(f.nodes)
+	f.mu.Unlock()
+	if records != 0 || asked() != 0 {
+		t.Fatalf("started and never looked up: %d records, %d UUIDs asked; want none", records, asked())
+	}
 	if id := f.ID(context.Background(), "stopped"); id != "stopped" {
 		t.Errorf("a node never started goes by its name, got %q", id)
 	}
