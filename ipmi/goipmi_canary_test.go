@@ -417,3 +417,33 @@ func TestGoIPMICanaryLANConfig(t *testing.T) {
 		fixed(t, "LAN configuration", "getLanConfig/setLanConfig (lan.go)")
 	}
 }
+
+// fixedClock is a go-ipmi clock whose Now stands at one instant.
+type fixedClock struct {
+	clock.Clock
+	at time.Time
+}
+
+func (c fixedClock) Now() time.Time { return c.at }
+
+// TestGoIPMICanarySDRRepoTimes: go-ipmi's Get SDR Repository Info gives
+// the BMC clock's current time as the repository's last addition and
+// erase, whenever the records were made.
+func TestGoIPMICanarySDRRepoTimes(t *testing.T) {
+	node := bmc.Node{Name: "canary", Users: canaryUsers}
+	m, err := bmc.NewSimMachine(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	at := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	state := gobmc.New(deviceInfo(node), ipmiGUID(bmc.DeriveUUID("bmc:canary")),
+		machineHAL{m: m, h: &nodeHandlers{sensors: newSensors(m)}}, gobmc.WithClock(fixedClock{clock.Real, at}))
+	resp, cc := goipmiDispatch(state, gobmc.PrivilegeLevelUser, types.CommandGetSDRRepoInfo)
+	if cc != types.CodeOK || len(resp) < 13 {
+		t.Fatalf("go-ipmi's Get SDR Repository Info: cc %#x, %x", cc, resp)
+	}
+	if binary.LittleEndian.Uint32(resp[5:]) != uint32(at.Unix()) || binary.LittleEndian.Uint32(resp[9:]) != uint32(at.Unix()) {
+		fixed(t, "the SDR repository's addition and erase times", "sdrRepoInfo (sensors.go)")
+	}
+}

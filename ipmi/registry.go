@@ -115,6 +115,9 @@ var overrides = [...]struct {
 	{types.CommandActivateSession, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.activateSession) }},
 	{types.CommandChassisControl, func(h *nodeHandlers) handlers.Handler { return h.retransmits.wrap(h.chassisControl) }},
 	{types.CommandGetChassisStatus, func(h *nodeHandlers) handlers.Handler { return handlers.HandlerFunc(h.chassisStatus) }},
+	{types.CommandGetSDRRepoInfo, func(h *nodeHandlers) handlers.Handler {
+		return handlers.HandlerFunc(h.sdrRepoInfo)
+	}},
 	{types.CommandSetSystemBootOptions, func(h *nodeHandlers) handlers.Handler {
 		return requireOperator(handlers.HandlerFunc(h.setBootOptions))
 	}},

@@ -3,11 +3,13 @@ package ipmi
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/bougou/go-ipmi/pkg/command/storage"
 	"github.com/bougou/go-ipmi/pkg/hal"
 	"github.com/bougou/go-ipmi/pkg/handlers"
 	"github.com/bougou/go-ipmi/pkg/types"
@@ -178,6 +180,7 @@ type sdrRepo struct {
 	list    []sensor
 	records map[uint16][]byte
 	ids     []uint16
+	made    time.Time // when the records were made: their last addition
 }
 
 // sdrRepos are the repository of a machine without statistics ([0]) and
@@ -188,7 +191,7 @@ var sdrRepos = [2]func() *sdrRepo{
 }
 
 func newSDRRepo(stats []sensor) *sdrRepo {
-	r := &sdrRepo{list: append(slices.Clone(stats), powerSensor), records: map[uint16][]byte{}}
+	r := &sdrRepo{list: append(slices.Clone(stats), powerSensor), records: map[uint16][]byte{}, made: time.Now()}
 	for i := range r.list {
 		id := uint16(i + 1)
 		r.records[id] = r.list[i].record(id)
@@ -310,6 +313,25 @@ func (sdrStore) Write(context.Context, uint16, []byte) error { return hal.ErrNot
 func (sdrStore) Delete(context.Context, uint16) error        { return hal.ErrNotSupported }
 func (d sdrStore) RecordIDs(context.Context) ([]uint16, error) {
 	return slices.Clone(d.s.ids), nil
+}
+
+// sdrRepoInfo answers Get SDR Repository Info with go-ipmi's answer but
+// the repository's real times of last addition and erase. go-ipmi reports
+// the current time for both (pkg/bmc/sdr_repository.go:147-153), so a
+// client that caches the records (freeipmi's SDR cache) finds its cache
+// out of date once a second boundary has passed since it filled it. The
+// records here never change after they are made.
+func (h *nodeHandlers) sdrRepoInfo(ctx context.Context, hctx *handlers.HandlerContext, req []byte) ([]byte, types.CompletionCode, error) {
+	resp, cc, err := registered(goipmiDefaults(), types.CommandGetSDRRepoInfo).Handle(ctx, hctx, req)
+	if err != nil || cc != types.CodeOK {
+		return resp, cc, err
+	}
+	var info storage.GetSDRRepoInfoResponse
+	if err := info.Unpack(resp); err != nil {
+		return nil, types.CodeUnspecifiedError, fmt.Errorf("go-ipmi's SDR repository info: %w", err)
+	}
+	info.MostRecentAdditionTime, info.MostRecentEraseTime = h.sensors.made, h.sensors.made
+	return info.Pack(), types.CodeOK, nil
 }
 
 // nodeStorage is the node's StorageHAL: its SDR repository and its FRU.

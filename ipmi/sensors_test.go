@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/govbmc/govbmc/bmc"
 )
@@ -94,4 +95,39 @@ func ironicSensors(t *testing.T, out string) map[string]map[string]map[string]st
 		t.Fatal("Ironic fails: no sensor data")
 	}
 	return res
+}
+
+// TestSDRRepositoryTimesStandStill: `sdr info` gives the repository's
+// last addition and erase as when its records were made, not the time of
+// asking, so a client's SDR cache (freeipmi's) stays valid: asked again in
+// a later second, the times are the same, and ipmi-sensors reads through a
+// cache it filled a second before.
+func TestSDRRepositoryTimesStandStill(t *testing.T) {
+	n := startNode(t)
+	times := func() string {
+		var lines []string
+		for _, l := range strings.Split(n.lanplus("sdr", "info"), "\n") {
+			if strings.HasPrefix(l, "Most recent Addition") || strings.HasPrefix(l, "Most recent Erase") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) != 2 {
+			t.Fatalf("sdr info has no addition and erase times:\n%v", lines)
+		}
+		return strings.Join(lines, "\n")
+	}
+	first, asked := times(), time.Now().Unix()
+	cache := t.TempDir()
+	if out, err := n.freeipmi("ipmi-sensors", "LAN_2_0", admin, "user", "--sdr-cache-directory", cache); err != nil {
+		t.Fatalf("ipmi-sensors: %v\n%s", err, out)
+	}
+	eventually(t, toolTimeoutShort, "a later second", func() bool { return time.Now().Unix() > asked+1 })
+	if again := times(); again != first {
+		t.Fatalf("the repository's times moved with the clock:\n%s\nthen\n%s", first, again)
+	}
+	out, err := n.freeipmi("ipmi-sensors", "LAN_2_0", admin, "user", "--sdr-cache-directory", cache)
+	if err != nil || strings.Contains(out, "out of date") {
+		t.Fatalf("ipmi-sensors through its cache: %v\n%s", err, out)
+	}
+	mustContain(t, out, "CPU Utilization")
 }
