@@ -26,10 +26,22 @@ const DefaultMachinePatience = 15 * time.Millisecond
 type readCache struct {
 	patience time.Duration
 	timeout  time.Duration
+	now      func() time.Time // time.Now; tests move it
 
 	mu      sync.Mutex
 	entries map[cacheKey]*cacheEntry
+	sweepAt int // the size at which the next new entry first drops unused ones
 }
+
+// cacheIdle is how long an answer no request has used is kept. A node
+// that restarts gets a new machine, and a deleted one none: their old
+// answers (and the machines they hold) go once unused this long, swept
+// when the cache has doubled since its last sweep (amortised: the cache
+// stays within twice the machines read lately).
+const cacheIdle = 10 * time.Minute
+
+// minSweepAt is the smallest cache that is swept.
+const minSweepAt = 64
 
 type cacheKey struct {
 	m    bmc.Machine
@@ -42,22 +54,39 @@ type cacheEntry struct {
 	have     bool          // val/err hold an answer
 	inflight chan struct{} // closed when the running query ends; nil when none runs
 	gen      uint64        // bumped by put: a query begun before is older than it
+	used     time.Time     // when a request last read or wrote it
 }
 
 func newReadCache(patience, timeout time.Duration) *readCache {
-	return &readCache{patience: patience, timeout: timeout, entries: map[cacheKey]*cacheEntry{}}
+	return &readCache{patience: patience, timeout: timeout, now: time.Now, entries: map[cacheKey]*cacheEntry{}, sweepAt: minSweepAt}
+}
+
+// entry returns key's entry, made (after a sweep, when due) if there is
+// none, and marks it used. c.mu is held.
+func (c *readCache) entry(key cacheKey) *cacheEntry {
+	now := c.now()
+	e, ok := c.entries[key]
+	if !ok {
+		if len(c.entries) >= c.sweepAt {
+			for k, old := range c.entries {
+				if old.inflight == nil && now.Sub(old.used) > cacheIdle {
+					delete(c.entries, k)
+				}
+			}
+			c.sweepAt = max(2*len(c.entries), minSweepAt)
+		}
+		e = &cacheEntry{}
+		c.entries[key] = e
+	}
+	e.used = now
+	return e
 }
 
 // get answers a query of machine m, from the machine when it answers in
 // time, else from its last answer.
 func (c *readCache) get(ctx context.Context, m bmc.Machine, kind string, fetch func(context.Context) (any, error)) (any, error) {
-	key := cacheKey{m, kind}
 	c.mu.Lock()
-	e, ok := c.entries[key]
-	if !ok {
-		e = &cacheEntry{}
-		c.entries[key] = e
-	}
+	e := c.entry(cacheKey{m, kind})
 	done := e.inflight
 	if done == nil {
 		done = make(chan struct{})
@@ -100,11 +129,7 @@ func (c *readCache) get(ctx context.Context, m bmc.Machine, kind string, fetch f
 func (c *readCache) put(m bmc.Machine, kind string, v any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[cacheKey{m, kind}]
-	if !ok {
-		e = &cacheEntry{}
-		c.entries[cacheKey{m, kind}] = e
-	}
+	e := c.entry(cacheKey{m, kind})
 	e.val, e.err, e.have = v, nil, true
 	e.gen++
 }
