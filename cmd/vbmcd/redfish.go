@@ -96,6 +96,9 @@ func startRedfish(o options, mgr *bmc.Manager, log *slog.Logger) (stop func(), e
 // asked once per machine.
 type managerFleet struct {
 	mgr *bmc.Manager
+	// now is the clock the snapshot's age and the UUID retries are read
+	// on: time.Now, or a test's own.
+	now func() time.Time
 
 	mu      sync.Mutex
 	taken   time.Time
@@ -114,7 +117,7 @@ const (
 )
 
 func newManagerFleet(mgr *bmc.Manager) *managerFleet {
-	return &managerFleet{mgr: mgr, uuids: map[bmc.Machine]string{}}
+	return &managerFleet{mgr: mgr, now: time.Now, uuids: map[bmc.Machine]string{}}
 }
 
 // Systems returns the running nodes, sorted by name.
@@ -145,7 +148,7 @@ func (f *managerFleet) System(id string) (redfish.System, bool) {
 // node name and is asked again after uuidRetry; UUID lookups share a time
 // budget, so a refresh never stalls requests for long.
 func (f *managerFleet) refreshLocked(maxAge time.Duration) bool {
-	now := time.Now()
+	now := f.now()
 	if f.byKey != nil && now.Sub(f.taken) < maxAge {
 		return false
 	}
@@ -168,7 +171,7 @@ func (f *managerFleet) refreshLocked(maxAge time.Duration) bool {
 			id = st.Node.Name
 			if at, bad := f.failed[m]; bad && now.Sub(at) < uuidRetry {
 				failed[m] = at
-			} else if left := time.Until(deadline); left > 0 {
+			} else if left := deadline.Sub(f.now()); left > 0 {
 				ctx, cancel := context.WithTimeout(context.Background(), min(left, uuidTimeout))
 				u, err := m.UUID(ctx)
 				cancel()
@@ -195,7 +198,7 @@ func (f *managerFleet) refreshLocked(maxAge time.Duration) bool {
 			Machine:     m,
 		})
 	}
-	f.systems, f.byKey, f.uuids, f.failed, f.taken = systems, byKey, seen, failed, time.Now()
+	f.systems, f.byKey, f.uuids, f.failed, f.taken = systems, byKey, seen, failed, f.now()
 	return true
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,6 +68,8 @@ func TestManagerFleet(t *testing.T) {
 		}
 	}
 	f := newManagerFleet(mgr)
+	clock := &testClock{t: time.Now()}
+	f.now = clock.Now
 	start := time.Now()
 	systems := f.Systems()
 	if took := time.Since(start); took > uuidBudget+time.Second {
@@ -89,17 +92,23 @@ func TestManagerFleet(t *testing.T) {
 	if _, ok := f.System("stopped"); ok {
 		t.Fatal("a stopped node is served")
 	}
-	// The unreachable machine is not asked again at every refresh.
-	time.Sleep(fleetTTL + 100*time.Millisecond)
+	// The unreachable machine is not asked again at every refresh, but
+	// once uuidRetry has passed.
+	clock.Advance(fleetTTL)
 	f.Systems()
 	if n := down.asked.Load(); n != 1 {
 		t.Fatalf("UUID of the unreachable machine asked %d times", n)
+	}
+	clock.Advance(uuidRetry)
+	f.Systems()
+	if n := down.asked.Load(); n != 2 {
+		t.Fatalf("UUID of the unreachable machine asked %d times after %v, want 2", n, uuidRetry)
 	}
 	// A node started later is found at once, by name and by UUID.
 	if err := mgr.Start(context.Background(), "stopped"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(fleetMissRetry)
+	clock.Advance(fleetMissRetry)
 	if _, ok := f.System(bmc.DeriveUUID("stopped").String()); !ok {
 		t.Fatal("a node started later is not found")
 	}
@@ -107,11 +116,31 @@ func TestManagerFleet(t *testing.T) {
 	if err := mgr.Stop("b"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(fleetMissRetry)
+	clock.Advance(fleetMissRetry)
 	if _, ok := f.System("nonexistent"); ok {
 		t.Fatal("found a node that does not exist")
 	}
 	if _, ok := f.System("b"); ok {
 		t.Fatal("a stopped node is still served")
 	}
+}
+
+// testClock is a clock that moves only when the test says.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// Now tells the clock's time.
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock on by d.
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
