@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -28,26 +27,14 @@ type firmwareSpans struct {
 }
 
 func scanFirmware(doc string) (*firmwareSpans, error) {
-	d := xml.NewDecoder(strings.NewReader(doc))
 	f := &firmwareSpans{osEnd: -1, featuresEnd: -1, osElemEnd: -1}
-	var path []string
-	var starts []int64
-	for {
-		off := d.InputOffset()
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("domain XML: %w", err)
-		}
-		switch t := tok.(type) {
+	err := walkXML(doc, func(st *xmlStep) {
+		path := st.Path
+		switch t := st.Tok.(type) {
 		case xml.StartElement:
-			path = append(path, t.Name.Local)
-			starts = append(starts, off)
 			switch {
 			case pathIs(path, "domain", "os"):
-				f.osTag = span{off, d.InputOffset()}
+				f.osTag = span{st.Off, st.End}
 			case pathIs(path, "domain", "os", "type"):
 				f.machine = attr(t, "machine")
 			case pathIs(path, "domain", "features", "smm"):
@@ -58,16 +45,19 @@ func scanFirmware(doc string) (*firmwareSpans, error) {
 		case xml.EndElement:
 			switch {
 			case pathIs(path, "domain", "os"):
-				f.osEnd = off
-				f.osElemEnd = d.InputOffset()
+				f.osEnd = st.Off
+				f.osElemEnd = st.End
 			case pathIs(path, "domain", "os", "loader"), pathIs(path, "domain", "os", "nvram"), pathIs(path, "domain", "os", "firmware"):
-				f.osChildren = append(f.osChildren, span{starts[len(starts)-1], d.InputOffset()})
+				f.osChildren = append(f.osChildren, st.Elem)
 			case pathIs(path, "domain", "features"):
-				f.features = &span{starts[len(starts)-1], d.InputOffset()}
-				f.featuresEnd = off
+				sp := st.Elem
+				f.features = &sp
+				f.featuresEnd = st.Off
 			}
-			path, starts = path[:len(path)-1], starts[:len(starts)-1]
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if f.osEnd < 0 {
 		return nil, fmt.Errorf("domain XML: no <os> element")
