@@ -138,15 +138,11 @@ func (d *Domain) SetFirmware(ctx context.Context, f bmc.Firmware) error {
 		return fmt.Errorf("secure boot needs UEFI firmware: %w", bmc.ErrInvalidArgument)
 	}
 	return d.exclusive(ctx, "set firmware", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		cur, err := inactiveXML(lv, dom)
+		now, cur, err := inactiveFirmware(lv, dom)
 		if err != nil {
 			return err
 		}
-		h, err := parseHardware(cur)
-		if err != nil {
-			return err
-		}
-		if firmwareOf(h) == f {
+		if now == f {
 			return nil
 		}
 		next, err := withFirmware(cur, f)
@@ -164,4 +160,19 @@ func (d *Domain) SetFirmware(ctx context.Context, f bmc.Firmware) error {
 		d.log.Info("firmware switched for the next start", "firmware", describeFirmware(f))
 		return nil
 	})
+}
+
+// inactiveFirmware reads the firmware of the domain's persistent
+// definition, and returns that definition's text too (for edits that
+// splice it).
+func inactiveFirmware(lv *libvirt.Libvirt, dom libvirt.Domain) (bmc.Firmware, string, error) {
+	doc, err := inactiveXML(lv, dom)
+	if err != nil {
+		return bmc.Firmware{}, "", err
+	}
+	h, err := parseHardware(doc)
+	if err != nil {
+		return bmc.Firmware{}, "", err
+	}
+	return firmwareOf(h), doc, nil
 }
