@@ -61,6 +61,9 @@ type console struct {
 	attached int            // clients attached
 	input    *io.PipeWriter // typed input into the current stream, or nil
 	open     bool           // libvirtd has opened the current stream
+	// leave, closed by reclaim, makes the stream loop leave the current
+	// stream to end by itself and open a new one (see reclaim).
+	leave chan struct{}
 	// force makes the next stream take the console from any other holder:
 	// a BMC user asked for it (see claim).
 	force bool
@@ -139,15 +142,23 @@ func (c *console) takeForReset(ctx context.Context) {
 // stream may be one libvirtd has already given to another holder (a
 // `virsh console --force`; libvirtd ends the old stream only when the
 // guest next prints, so a quiet guest leaves the BMC thinking it holds the
-// console). An open stream is therefore ended and opened again with
-// Force, before the reset, so nothing of the reboot is lost.
+// console). A new stream is therefore opened with Force before the reset,
+// so nothing of the reboot is lost, without waiting for the old one to
+// end: the loop leaves it to libvirtd, which ends it at the guest's next
+// output (the reboot's). The BMC does not end it itself: libvirtd answers
+// the finish of a stream it has taken away late (at that same output) and
+// may then send a second packet for it, which wedges go-libvirt's reader
+// (its callback send holds the lock the call's clean-up needs) and with
+// it every call on the connection.
 func (c *console) reclaim() <-chan struct{} {
 	opened := make(chan struct{})
 	c.mu.Lock()
 	c.force = true
 	c.waiters = append(c.waiters, opened)
-	if c.open && c.input != nil {
-		_ = c.input.Close()
+	if c.open && c.leave != nil {
+		c.log.Debug("console: opening a new stream with Force; libvirtd ends the old one")
+		close(c.leave)
+		c.leave = nil
 	}
 	c.mu.Unlock()
 	c.want()
@@ -359,22 +370,38 @@ func (c *console) streamOnce() streamResult {
 		})
 	}
 	defer opened()
+	// The look at the domain is bounded like any call: one libvirtd leaves
+	// unanswered must not hold the console loop (and with it the console)
+	// for good; the loop tries again.
+	var (
+		lv  *libvirt.Libvirt
+		dom libvirt.Domain
+		on  bool
+	)
 	ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
-	lv, _, err := c.conn.current(ctx)
+	err := c.conn.Do(ctx, func(l *libvirt.Libvirt) error {
+		d, err := c.find(l)
+		if err != nil {
+			return err
+		}
+		up, err := domainOn(l, d)
+		lv, dom, on = l, d, up
+		return err
+	})
 	cancel()
 	if err != nil {
+		if !libvirt.IsNotFound(err) {
+			c.log.Debug("console: the domain's state not read; trying again", "err", err)
+		}
 		return streamNone
 	}
-	dom, err := c.find(lv)
-	if err != nil {
-		return streamNone
-	}
-	if on, err := domainOn(lv, dom); err != nil || !on {
+	if !on {
 		return streamNone
 	}
 	inR, inW := io.Pipe()
+	leave := make(chan struct{})
 	c.mu.Lock()
-	c.input = inW
+	c.input, c.leave = inW, leave
 	c.mu.Unlock()
 	// go-libvirt starts reading the input only once libvirtd has answered
 	// the open: by then the stream has the console. (It may start after
@@ -393,8 +420,11 @@ func (c *console) streamOnce() streamResult {
 		done <- lv.DomainOpenConsoleBidirectional(dom, nil, in, c.buf, flags)
 	}()
 	var err2 error
+	left := false
 	select {
 	case err2 = <-done:
+	case <-leave:
+		left = true
 	case <-c.stop:
 		inW.Close()
 		select {
@@ -403,10 +433,19 @@ func (c *console) streamOnce() streamResult {
 		}
 	}
 	c.mu.Lock()
-	c.input = nil
+	c.input, c.leave = nil, nil
 	wasOpen := c.open
 	c.open, ended = false, true
 	c.mu.Unlock()
+	if left {
+		// Its input is closed only once libvirtd has ended it (see reclaim).
+		go func() {
+			<-done
+			inW.Close()
+			inR.Close()
+		}()
+		return streamEnded
+	}
 	inW.Close()
 	inR.Close()
 	switch {
