@@ -30,6 +30,11 @@ const consoleOpenWait = 5 * time.Second
 // its look at the domain's state.
 const streamOpenTimeout = 10 * time.Second
 
+// leftStreamWait bounds how long a stream a reset left (see reclaim) is
+// kept waiting for libvirtd to end it; the reboot's first output does that
+// within moments.
+const leftStreamWait = 30 * time.Second
+
 // resumeMargin is the time kept, within a caller's deadline, for resuming
 // the domain once the console wait is over.
 const resumeMargin = 500 * time.Millisecond
@@ -438,9 +443,16 @@ func (c *console) streamOnce() streamResult {
 	c.open, ended = false, true
 	c.mu.Unlock()
 	if left {
-		// Its input is closed only once libvirtd has ended it (see reclaim).
+		// Its input is closed once libvirtd has ended it (see reclaim), or
+		// after leftStreamWait if libvirtd never does (the guest stays
+		// quiet), so that a left stream is not kept for good.
 		go func() {
-			<-done
+			t := time.NewTimer(leftStreamWait)
+			defer t.Stop()
+			select {
+			case <-done:
+			case <-t.C:
+			}
 			inW.Close()
 			inR.Close()
 		}()
