@@ -26,14 +26,14 @@ const consoleHeldPoll = 5 * time.Second
 // waits for it; after that they go on without it.
 const consoleOpenWait = 5 * time.Second
 
-// streamOpenTimeout bounds the stream loop's wait for the connection and
-// its look at the domain's state.
+// streamOpenTimeout bounds the stream loop's look, between streams, at
+// whether the domain runs.
 const streamOpenTimeout = 10 * time.Second
 
-// leftStreamWait bounds how long a stream a reset left (see reclaim) is
-// kept waiting for libvirtd to end it; the reboot's first output does that
-// within moments.
-const leftStreamWait = 30 * time.Second
+// consoleLookTimeout bounds the stream loop's look at the domain before it
+// opens a stream; well under consoleOpenWait, so that a try again still
+// opens the stream in time for the power on or reset waiting for it.
+const consoleLookTimeout = 2 * time.Second
 
 // resumeMargin is the time kept, within a caller's deadline, for resuming
 // the domain once the console wait is over.
@@ -66,9 +66,6 @@ type console struct {
 	attached int            // clients attached
 	input    *io.PipeWriter // typed input into the current stream, or nil
 	open     bool           // libvirtd has opened the current stream
-	// leave, closed by reclaim, makes the stream loop leave the current
-	// stream to end by itself and open a new one (see reclaim).
-	leave chan struct{}
 	// force makes the next stream take the console from any other holder:
 	// a BMC user asked for it (see claim).
 	force bool
@@ -147,23 +144,15 @@ func (c *console) takeForReset(ctx context.Context) {
 // stream may be one libvirtd has already given to another holder (a
 // `virsh console --force`; libvirtd ends the old stream only when the
 // guest next prints, so a quiet guest leaves the BMC thinking it holds the
-// console). A new stream is therefore opened with Force before the reset,
-// so nothing of the reboot is lost, without waiting for the old one to
-// end: the loop leaves it to libvirtd, which ends it at the guest's next
-// output (the reboot's). The BMC does not end it itself: libvirtd answers
-// the finish of a stream it has taken away late (at that same output) and
-// may then send a second packet for it, which wedges go-libvirt's reader
-// (its callback send holds the lock the call's clean-up needs) and with
-// it every call on the connection.
+// console). An open stream is therefore ended and opened again with
+// Force, before the reset, so nothing of the reboot is lost.
 func (c *console) reclaim() <-chan struct{} {
 	opened := make(chan struct{})
 	c.mu.Lock()
 	c.force = true
 	c.waiters = append(c.waiters, opened)
-	if c.open && c.leave != nil {
-		c.log.Debug("console: opening a new stream with Force; libvirtd ends the old one")
-		close(c.leave)
-		c.leave = nil
+	if c.open && c.input != nil {
+		_ = c.input.Close()
 	}
 	c.mu.Unlock()
 	c.want()
@@ -375,15 +364,17 @@ func (c *console) streamOnce() streamResult {
 		})
 	}
 	defer opened()
-	// The look at the domain is bounded like any call: one libvirtd leaves
-	// unanswered must not hold the console loop (and with it the console)
-	// for good; the loop tries again.
+	// The look at the domain is bounded, and short: right after libvirtd
+	// has ended the BMC's stream (an operator took the console), the next
+	// call on the connection may go unanswered (seen with libvirtd 9.0.0:
+	// a lookup never answered while later calls were), and a reset waits
+	// at most consoleOpenWait for the stream. The loop tries again.
 	var (
 		lv  *libvirt.Libvirt
 		dom libvirt.Domain
 		on  bool
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), consoleLookTimeout)
 	err := c.conn.Do(ctx, func(l *libvirt.Libvirt) error {
 		d, err := c.find(l)
 		if err != nil {
@@ -404,9 +395,8 @@ func (c *console) streamOnce() streamResult {
 		return streamNone
 	}
 	inR, inW := io.Pipe()
-	leave := make(chan struct{})
 	c.mu.Lock()
-	c.input, c.leave = inW, leave
+	c.input = inW
 	c.mu.Unlock()
 	// go-libvirt starts reading the input only once libvirtd has answered
 	// the open: by then the stream has the console. (It may start after
@@ -425,11 +415,8 @@ func (c *console) streamOnce() streamResult {
 		done <- lv.DomainOpenConsoleBidirectional(dom, nil, in, c.buf, flags)
 	}()
 	var err2 error
-	left := false
 	select {
 	case err2 = <-done:
-	case <-leave:
-		left = true
 	case <-c.stop:
 		inW.Close()
 		select {
@@ -438,26 +425,10 @@ func (c *console) streamOnce() streamResult {
 		}
 	}
 	c.mu.Lock()
-	c.input, c.leave = nil, nil
+	c.input = nil
 	wasOpen := c.open
 	c.open, ended = false, true
 	c.mu.Unlock()
-	if left {
-		// Its input is closed once libvirtd has ended it (see reclaim), or
-		// after leftStreamWait if libvirtd never does (the guest stays
-		// quiet), so that a left stream is not kept for good.
-		go func() {
-			t := time.NewTimer(leftStreamWait)
-			defer t.Stop()
-			select {
-			case <-done:
-			case <-t.C:
-			}
-			inW.Close()
-			inR.Close()
-		}()
-		return streamEnded
-	}
 	inW.Close()
 	inR.Close()
 	switch {
