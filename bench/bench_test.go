@@ -506,6 +506,19 @@ func TestLibvirtLatency(t *testing.T) {
 		"\n\nReproduce: `vbmc add DOMAIN --libvirt-uri URI --port P`, `vbmc start DOMAIN`, `ipmiload --targets 127.0.0.1:P -c 1 -n 500`.\n")
 }
 
+// poweringOn is a simulated machine that tells when a power on reaches it.
+type poweringOn struct {
+	*bmc.SimMachine
+	entered chan struct{}
+	once    sync.Once
+}
+
+// PowerOn closes entered, then powers on.
+func (p *poweringOn) PowerOn(ctx context.Context) error {
+	p.once.Do(func() { close(p.entered) })
+	return p.SimMachine.PowerOn(ctx)
+}
+
 // TestSlowOperation: while a power on takes seconds on one node, power
 // status on that node and on another answers at once.
 func TestSlowOperation(t *testing.T) {
@@ -514,7 +527,8 @@ func TestSlowOperation(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := bmc.NewSimMachine(bmc.Node{Name: "other"})
-	slowPort, otherPort := serve(t, "slow", slow), serve(t, "other", other)
+	powerOn := &poweringOn{SimMachine: slow, entered: make(chan struct{})}
+	slowPort, otherPort := serve(t, "slow", powerOn), serve(t, "other", other)
 	slow.SetLatency(3 * time.Second)
 	// Latency applies to every operation; the status path of a real
 	// backend does not wait for the power on, so only the power on is slow.
@@ -535,7 +549,11 @@ func TestSlowOperation(t *testing.T) {
 		_, err = c.ChassisControl(ctx, chassis.ChassisControlPowerUp)
 		done <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-powerOn.entered:
+	case err := <-done:
+		t.Fatalf("the power on ended before it reached the machine: %v", err)
+	}
 	slow.SetLatency(0) // the power on in flight keeps its 3 s
 	sessions := pick(20, 200)
 	same := load.Run(context.Background(), load.Config{Targets: []load.Target{{Host: "127.0.0.1", Port: slowPort}}, Username: "admin", Password: "password", Concurrency: 1, Sessions: sessions, Duration: 2500 * time.Millisecond})

@@ -243,7 +243,7 @@ func TestSlowLibvirtOperation(t *testing.T) {
 		}
 	}()
 
-	time.Sleep(200 * time.Millisecond) // the hook's sleep has begun
+	testtool.AwaitSlowStartHold(t, slowName)
 	sessions := pick(20, 1_000_000)
 	var same, others, first load.Result
 	var wg sync.WaitGroup

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"sync/atomic"
 	"testing"
 
 	"github.com/govbmc/govbmc/bmc"
@@ -28,6 +30,38 @@ func BenchmarkManagerAddToLargeFleet(b *testing.B) {
 			b.Fatal(err)
 		}
 		if err := m.Delete(name); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkManagerClose10k measures Close of 10,000 started sim nodes, each
+// behind a listener on a loopback UDP port (what SIGTERM of such a fleet
+// waits for).
+func BenchmarkManagerClose10k(b *testing.B) {
+	ctx := context.Background()
+	var running, peak atomic.Int32
+	frontends := func(bmc.Node, bmc.Machine) (bmc.Frontend, error) {
+		conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		return &udpFrontend{conn: conn, running: &running, peak: &peak}, nil
+	}
+	for range b.N {
+		b.StopTimer()
+		m := bmc.NewManager(newMachines().factory, frontends, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		for i := range 10000 {
+			name := fmt.Sprintf("n%d", i)
+			if err := m.Add(ctx, validNode(name, 1+i)); err != nil {
+				b.Fatal(err)
+			}
+			if err := m.Start(ctx, name); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		if err := m.Close(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,8 +3,10 @@ package bmc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/govbmc/govbmc/bmc"
+	"github.com/govbmc/govbmc/internal/testtool"
 )
 
 // fakeFrontend stands in for an IPMI listener: Serve blocks until Close or
@@ -566,5 +569,99 @@ func TestManagerClose(t *testing.T) {
 	}
 	if n := len(fx.m.List()); n != 3 {
 		t.Errorf("Close forgot nodes: %d listed, want 3", n)
+	}
+}
+
+// udpFrontend is a listener bound to a real loopback UDP port, whose Close
+// waits at gate (while it is not nil) and counts the closes under way.
+type udpFrontend struct {
+	conn    net.PacketConn
+	gate    <-chan struct{}
+	running *atomic.Int32
+	peak    *atomic.Int32
+}
+
+func (f *udpFrontend) Serve(ctx context.Context) error {
+	buf := make([]byte, 1)
+	for {
+		if _, _, err := f.conn.ReadFrom(buf); err != nil {
+			return nil // closed
+		}
+	}
+}
+
+func (f *udpFrontend) Close() error {
+	n := f.running.Add(1)
+	defer f.running.Add(-1)
+	for old := f.peak.Load(); n > old; old = f.peak.Load() {
+		if f.peak.CompareAndSwap(old, n) {
+			break
+		}
+	}
+	if f.gate != nil {
+		<-f.gate
+	}
+	return f.conn.Close()
+}
+
+// TestManagerCloseParallel: Close takes a fleet down several nodes at a
+// time, never more than its worker bound, and still closes every machine
+// and frees every port.
+func TestManagerCloseParallel(t *testing.T) {
+	ctx := context.Background()
+	const nodes = 3*bmc.CloseWorkers + 5
+	gate := make(chan struct{})
+	var running, peak atomic.Int32
+	var mu sync.Mutex
+	addrs := map[string]string{}
+	frontends := func(n bmc.Node, _ bmc.Machine) (bmc.Frontend, error) {
+		conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		addrs[n.Name] = conn.LocalAddr().String()
+		mu.Unlock()
+		return &udpFrontend{conn: conn, gate: gate, running: &running, peak: &peak}, nil
+	}
+	ms := newMachines()
+	m := bmc.NewManager(ms.factory, frontends, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for i := range nodes {
+		name := fmt.Sprintf("n%03d", i)
+		if err := m.Add(ctx, validNode(name, 7000+i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	// A serial Close would hold one node at the gate, never two.
+	testtool.Eventually(t, 10*time.Second, fmt.Sprintf("%d nodes closing at once", bmc.CloseWorkers), func() bool {
+		return running.Load() == bmc.CloseWorkers
+	})
+	close(gate)
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if p := peak.Load(); p != bmc.CloseWorkers {
+		t.Errorf("%d nodes closed at once, want at most %d", p, bmc.CloseWorkers)
+	}
+	for i := range nodes {
+		name := fmt.Sprintf("n%03d", i)
+		if st := statusOf(t, m, name); st.Status != bmc.StatusDown {
+			t.Errorf("after Close %s is %s", name, st.Status)
+		}
+		if s := ms.of(name); len(s) != 1 || s[0].closes.Load() != 1 {
+			t.Errorf("Close closed %s's machine %d times, want 1", name, s[0].closes.Load())
+		}
+		// Its port is free again: a new listener can bind it.
+		conn, err := net.ListenPacket("udp", addrs[name])
+		if err != nil {
+			t.Errorf("%s's port after Close: %v", name, err)
+			continue
+		}
+		conn.Close()
 	}
 }

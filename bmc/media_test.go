@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -121,7 +122,8 @@ func TestMediaFetcherCredentialsAndQueue(t *testing.T) {
 		_, _ = w.Write([]byte("image"))
 	}))
 	defer srv.Close()
-	f := mediaFetcher(bmc.MediaFetcherConfig{Concurrency: 2, IdleTimeout: 10 * time.Second})
+	logs := &testtool.Buffer{}
+	f := mediaFetcher(bmc.MediaFetcherConfig{Concurrency: 2, IdleTimeout: 10 * time.Second, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	ctx := context.Background()
 
 	_, err := f.Open(ctx, bmc.MediaRequest{URL: strings.Replace(srv.URL, "http://", "http://ironic:wrong@", 1)})
@@ -139,8 +141,11 @@ func TestMediaFetcherCredentialsAndQueue(t *testing.T) {
 			errs <- err
 		}()
 	}
-	eventually(t, "two downloads running", func() bool { return running.Load() == 2 })
-	time.Sleep(100 * time.Millisecond)
+	// Two run and three wait for a slot (a third let through would run
+	// instead of queueing, and never be counted here).
+	eventually(t, "two downloads running, three queued", func() bool {
+		return running.Load() == 2 && strings.Count(logs.String(), "virtual media download queued") == 3
+	})
 	close(release)
 	for range 5 {
 		if err := <-errs; err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/govbmc/govbmc/bmc"
@@ -103,21 +104,29 @@ func TestSimGracefulRebootBootsAgain(t *testing.T) {
 
 func sleep10ms() { <-time.After(10 * time.Millisecond) }
 
+// TestSimShutdownDuringGracefulRebootWins runs on synctest's clock: the
+// guest's delays pass at once, and "the reboot never comes back" is checked
+// after every timer due has fired and its work has ended.
 func TestSimShutdownDuringGracefulRebootWins(t *testing.T) {
-	ctx := context.Background()
-	m := newSim(t, softOffDelay(20*time.Millisecond))
-	_ = m.PowerOn(ctx)
-	if err := m.GracefulReboot(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.SoftOff(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 300 && powerState(t, m) != bmc.PowerOff; i++ {
-		sleep10ms()
-	}
-	time.Sleep(50 * time.Millisecond)
-	if powerState(t, m) != bmc.PowerOff || len(m.Boots()) != 1 {
-		t.Fatalf("power %v, boots %v", powerState(t, m), m.Boots())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := newSim(t, softOffDelay(20*time.Millisecond))
+		_ = m.PowerOn(ctx)
+		if err := m.GracefulReboot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SoftOff(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		synctest.Wait()
+		if powerState(t, m) != bmc.PowerOff {
+			t.Fatalf("power %v after the soft-off delay", powerState(t, m))
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if powerState(t, m) != bmc.PowerOff || len(m.Boots()) != 1 {
+			t.Fatalf("power %v, boots %v", powerState(t, m), m.Boots())
+		}
+	})
 }

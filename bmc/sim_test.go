@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/govbmc/govbmc/bmc"
@@ -265,23 +266,28 @@ func TestSimSoftOffCancelled(t *testing.T) {
 		{"power cycle", func(ctx context.Context, m *bmc.SimMachine) error { return m.PowerCycle(ctx) }, 1},
 	}
 	for _, tc := range tests {
+		// On synctest's clock: the wait below passes at once, and every
+		// timer due by its end has fired and done its work.
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			m := newSim(t, softOffDelay(delay))
-			must(t, "PowerOn", m.PowerOn(ctx))
-			must(t, "SoftOff", m.SoftOff(ctx))
-			must(t, tc.name, tc.between(ctx, m))
-			// Give the cancelled soft off ample time to (wrongly) complete.
-			time.Sleep(4 * delay)
-			if got := powerState(t, m); got != bmc.PowerOn {
-				t.Fatalf("power is %v after %s during a pending soft off, want on", got, tc.name)
-			}
-			if got := len(m.Boots()) - 1; got != tc.wantBoots {
-				t.Errorf("%d boots after the first, want %d", got, tc.wantBoots)
-			}
-			// A fresh soft off still works after the cancelled one.
-			must(t, "SoftOff", m.SoftOff(ctx))
-			eventually(t, "new soft off to complete", func() bool { return powerState(t, m) == bmc.PowerOff })
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				m := newSim(t, softOffDelay(delay))
+				must(t, "PowerOn", m.PowerOn(ctx))
+				must(t, "SoftOff", m.SoftOff(ctx))
+				must(t, tc.name, tc.between(ctx, m))
+				// Past the cancelled soft off's delay: it must not complete.
+				time.Sleep(4 * delay)
+				synctest.Wait()
+				if got := powerState(t, m); got != bmc.PowerOn {
+					t.Fatalf("power is %v after %s during a pending soft off, want on", got, tc.name)
+				}
+				if got := len(m.Boots()) - 1; got != tc.wantBoots {
+					t.Errorf("%d boots after the first, want %d", got, tc.wantBoots)
+				}
+				// A fresh soft off still works after the cancelled one.
+				must(t, "SoftOff", m.SoftOff(ctx))
+				eventually(t, "new soft off to complete", func() bool { return powerState(t, m) == bmc.PowerOff })
+			})
 		})
 	}
 }
@@ -466,33 +472,39 @@ func TestSimFault(t *testing.T) {
 			if startOn {
 				name = op.name + "/on"
 			}
+			// On synctest's clock (see the wait for the soft-off delay).
 			t.Run(name, func(t *testing.T) {
-				ctx := context.Background()
-				m := newSim(t, softOffDelay(time.Millisecond))
-				want := bmc.PowerOff
-				if startOn {
-					must(t, "PowerOn", m.PowerOn(ctx))
-					want = bmc.PowerOn
-				}
-				boots := len(m.Boots())
-				m.SetFault(fault)
-				err := op.do(ctx, m)
-				if !errors.Is(err, fault) {
-					t.Fatalf("%s with a fault = %v, want the fault wrapped", op.name, err)
-				}
-				m.SetFault(nil)
-				if len(m.Boots()) != boots {
-					t.Errorf("failed %s booted the machine", op.name)
-				}
-				if o, err := m.BootOverride(ctx); err != nil || o != (bmc.BootOverride{}) {
-					t.Errorf("failed %s left override %+v, %v", op.name, o, err)
-				}
-				time.Sleep(5 * time.Millisecond) // longer than the soft-off delay
-				wantPower(t, m, want)
-				// Recovered: the operation works again.
-				if err := op.do(ctx, m); err != nil && !(errors.Is(err, bmc.ErrPoweredOff) && !startOn) {
-					t.Errorf("%s after SetFault(nil) = %v", op.name, err)
-				}
+				synctest.Test(t, func(t *testing.T) {
+					ctx := context.Background()
+					m := newSim(t, softOffDelay(time.Millisecond))
+					want := bmc.PowerOff
+					if startOn {
+						must(t, "PowerOn", m.PowerOn(ctx))
+						want = bmc.PowerOn
+					}
+					boots := len(m.Boots())
+					m.SetFault(fault)
+					err := op.do(ctx, m)
+					if !errors.Is(err, fault) {
+						t.Fatalf("%s with a fault = %v, want the fault wrapped", op.name, err)
+					}
+					m.SetFault(nil)
+					if len(m.Boots()) != boots {
+						t.Errorf("failed %s booted the machine", op.name)
+					}
+					if o, err := m.BootOverride(ctx); err != nil || o != (bmc.BootOverride{}) {
+						t.Errorf("failed %s left override %+v, %v", op.name, o, err)
+					}
+					// Past the soft-off delay, every timer due has done its work:
+					// a failed SoftOff must not have started one.
+					time.Sleep(5 * time.Millisecond)
+					synctest.Wait()
+					wantPower(t, m, want)
+					// Recovered: the operation works again.
+					if err := op.do(ctx, m); err != nil && !(errors.Is(err, bmc.ErrPoweredOff) && !startOn) {
+						t.Errorf("%s after SetFault(nil) = %v", op.name, err)
+					}
+				})
 			})
 		}
 	}

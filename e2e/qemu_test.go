@@ -177,7 +177,7 @@ func TestPowerStatusDuringSlowStart(t *testing.T) {
 		_, err := n.ipmitool("-N", "10", "-R", "1", "power", "on")
 		powered <- err
 	}()
-	time.Sleep(500 * time.Millisecond) // the hook holds the start now
+	testtool.AwaitSlowStartHold(t, name)
 	var answers []time.Duration
 	for time.Since(start) < 2500*time.Millisecond {
 		t0 := time.Now()

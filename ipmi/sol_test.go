@@ -74,13 +74,12 @@ func TestSOLOneSessionAndDeactivateFromAnother(t *testing.T) {
 		return strings.Contains(first.Output(), marker)
 	})
 	n.lanplus("sol", "deactivate")
-	// The first console gets nothing more.
+	// The first console gets nothing more: not the reset's messages, which
+	// the new console below shows once they exist. A BMC still streaming to
+	// the first console would have sent them there at the reset, before the
+	// new session's handshake even began.
 	seen := first.Output()
 	n.lanplus("power", "reset")
-	time.Sleep(500 * time.Millisecond)
-	if first.Output() != seen {
-		t.Errorf("a deactivated console still receives output:\n%s", first.Output())
-	}
 	// The console is free again.
 	again := n.startSOL(t)
 	testtool.Eventually(t, 5*time.Second, "the reset's messages on the new console", func() bool {

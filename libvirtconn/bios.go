@@ -133,15 +133,11 @@ func (d *Domain) biosLocked(lv *libvirt.Libvirt, dom libvirt.Domain) (biosState,
 }
 
 func bootMode(lv *libvirt.Libvirt, dom libvirt.Domain) (string, error) {
-	doc, err := inactiveXML(lv, dom)
+	f, _, err := inactiveFirmware(lv, dom)
 	if err != nil {
 		return "", err
 	}
-	h, err := parseHardware(doc)
-	if err != nil {
-		return "", err
-	}
-	return bmc.BootModeValue(firmwareOf(h).EFI), nil
+	return bmc.BootModeValue(f.EFI), nil
 }
 
 // BIOSAttributes returns the attributes in effect (BootMode from the

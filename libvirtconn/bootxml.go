@@ -3,7 +3,6 @@ package libvirtconn
 import (
 	"encoding/xml"
 	"fmt"
-	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -48,25 +47,11 @@ type scanned struct {
 // anything else: edits splice the original text, so namespaces, comments and
 // every field govbmc does not know survive byte for byte.
 func scanDomainXML(doc string) (*scanned, error) {
-	d := xml.NewDecoder(strings.NewReader(doc))
-	var (
-		s     = &scanned{osEndStart: -1, metaEnd: -1, domainEnd: -1}
-		path  []string
-		start []int64
-	)
-	for {
-		off := d.InputOffset()
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("domain XML: %w", err)
-		}
-		switch t := tok.(type) {
+	s := &scanned{osEndStart: -1, metaEnd: -1, domainEnd: -1}
+	err := walkXML(doc, func(st *xmlStep) {
+		path := st.Path
+		switch t := st.Tok.(type) {
 		case xml.StartElement:
-			path = append(path, t.Name.Local)
-			start = append(start, off)
 			switch {
 			case pathIs(path, "domain", "os"):
 				if attr(t, "firmware") == "efi" {
@@ -95,10 +80,7 @@ func scanDomainXML(doc string) (*scanned, error) {
 				}
 			}
 		case xml.EndElement:
-			if len(path) == 0 {
-				return nil, fmt.Errorf("domain XML: unbalanced </%s>", t.Name.Local)
-			}
-			sp := span{start[len(start)-1], d.InputOffset()}
+			sp, off := st.Elem, st.Off
 			switch {
 			case pathIs(path, "domain", "os", "boot"):
 				s.osBoots = append(s.osBoots, sp)
@@ -114,8 +96,10 @@ func scanDomainXML(doc string) (*scanned, error) {
 			case pathIs(path, "domain"):
 				s.domainEnd = off
 			}
-			path, start = path[:len(path)-1], start[:len(start)-1]
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if s.osEndStart < 0 {
 		return nil, fmt.Errorf("domain XML has no <os> element")

@@ -26,9 +26,18 @@ const consoleHeldPoll = 5 * time.Second
 // waits for it; after that they go on without it.
 const consoleOpenWait = 5 * time.Second
 
-// streamOpenTimeout bounds the stream loop's wait for the connection and
-// its look at the domain's state.
+// streamOpenTimeout bounds the stream loop's look, between streams, at
+// whether the domain runs.
 const streamOpenTimeout = 10 * time.Second
+
+// endWait is how long a reset waits for libvirtd to end the BMC's stream
+// whose input it ended, before it takes the console with a new stream.
+const endWait = time.Second
+
+// consoleLookTimeout bounds the stream loop's look at the domain before it
+// opens a stream; well under consoleOpenWait, so that a try again still
+// opens the stream in time for the power on or reset waiting for it.
+const consoleLookTimeout = 2 * time.Second
 
 // resumeMargin is the time kept, within a caller's deadline, for resuming
 // the domain once the console wait is over.
@@ -61,6 +70,10 @@ type console struct {
 	attached int            // clients attached
 	input    *io.PipeWriter // typed input into the current stream, or nil
 	open     bool           // libvirtd has opened the current stream
+	// ending, closed by reclaim once it has ended the current stream's
+	// input, tells the stream loop not to wait long for that stream (see
+	// reclaim).
+	ending chan struct{}
 	// force makes the next stream take the console from any other holder:
 	// a BMC user asked for it (see claim).
 	force bool
@@ -140,7 +153,9 @@ func (c *console) takeForReset(ctx context.Context) {
 // `virsh console --force`; libvirtd ends the old stream only when the
 // guest next prints, so a quiet guest leaves the BMC thinking it holds the
 // console). An open stream is therefore ended and opened again with
-// Force, before the reset, so nothing of the reboot is lost.
+// Force, before the reset, so nothing of the reboot is lost. libvirtd
+// answers the end of a stream that lost the console only at the guest's
+// next output, so the loop waits endWait at most for it (see streamOnce).
 func (c *console) reclaim() <-chan struct{} {
 	opened := make(chan struct{})
 	c.mu.Lock()
@@ -148,6 +163,10 @@ func (c *console) reclaim() <-chan struct{} {
 	c.waiters = append(c.waiters, opened)
 	if c.open && c.input != nil {
 		_ = c.input.Close()
+		if c.ending != nil {
+			close(c.ending)
+			c.ending = nil
+		}
 	}
 	c.mu.Unlock()
 	c.want()
@@ -359,22 +378,40 @@ func (c *console) streamOnce() streamResult {
 		})
 	}
 	defer opened()
-	ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
-	lv, _, err := c.conn.current(ctx)
+	// The look at the domain is bounded, and short: right after libvirtd
+	// has ended the BMC's stream (an operator took the console), the next
+	// call on the connection may go unanswered (seen with libvirtd 9.0.0:
+	// a lookup never answered while later calls were), and a reset waits
+	// at most consoleOpenWait for the stream. The loop tries again.
+	var (
+		lv  *libvirt.Libvirt
+		dom libvirt.Domain
+		on  bool
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), consoleLookTimeout)
+	err := c.conn.Do(ctx, func(l *libvirt.Libvirt) error {
+		d, err := c.find(l)
+		if err != nil {
+			return err
+		}
+		up, err := domainOn(l, d)
+		lv, dom, on = l, d, up
+		return err
+	})
 	cancel()
 	if err != nil {
+		if !libvirt.IsNotFound(err) {
+			c.log.Debug("console: the domain's state not read; trying again", "err", err)
+		}
 		return streamNone
 	}
-	dom, err := c.find(lv)
-	if err != nil {
-		return streamNone
-	}
-	if on, err := domainOn(lv, dom); err != nil || !on {
+	if !on {
 		return streamNone
 	}
 	inR, inW := io.Pipe()
+	ending := make(chan struct{})
 	c.mu.Lock()
-	c.input = inW
+	c.input, c.ending = inW, ending
 	c.mu.Unlock()
 	// go-libvirt starts reading the input only once libvirtd has answered
 	// the open: by then the stream has the console. (It may start after
@@ -393,8 +430,24 @@ func (c *console) streamOnce() streamResult {
 		done <- lv.DomainOpenConsoleBidirectional(dom, nil, in, c.buf, flags)
 	}()
 	var err2 error
+	left := false
 	select {
 	case err2 = <-done:
+	case <-ending:
+		// A reset ended the stream's input: libvirtd answers at once when
+		// the stream still has the console. When it does not within
+		// endWait, another client took the console from this stream and
+		// the guest is quiet (libvirtd answers at its next output): the
+		// stream is left to end then, and the loop opens the forced one
+		// the reset waits for.
+		t := time.NewTimer(endWait)
+		select {
+		case err2 = <-done:
+		case <-t.C:
+			left = true
+		case <-c.stop:
+		}
+		t.Stop()
 	case <-c.stop:
 		inW.Close()
 		select {
@@ -403,11 +456,18 @@ func (c *console) streamOnce() streamResult {
 		}
 	}
 	c.mu.Lock()
-	c.input = nil
+	c.input, c.ending = nil, nil
 	wasOpen := c.open
 	c.open, ended = false, true
 	c.mu.Unlock()
 	inW.Close()
+	if left {
+		go func() {
+			<-done
+			inR.Close()
+		}()
+		return streamEnded
+	}
 	inR.Close()
 	switch {
 	case !wasOpen && !force && hasCode(err2, libvirt.ErrOperationFailed):

@@ -41,6 +41,15 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// testDomain defines a domain of testDomainXML on test:///default and
+// returns the connection, the domain's name, its Domain and a context.
+func testDomain(t *testing.T) (*Conn, string, *Domain, context.Context) {
+	t.Helper()
+	_, c := testConn(t)
+	name := testtool.DefineTestDomain(t, c, testDomainXML)
+	return c, name, NewDomain(c, name, nil), testCtx(t)
+}
+
 // testConn returns a shared connection to test:///default on the system libvirtd.
 func testConn(t *testing.T) (*Pool, *Conn) {
 	t.Helper()
@@ -55,10 +64,7 @@ func testConn(t *testing.T) (*Pool, *Conn) {
 }
 
 func TestDomainPowerMatrix(t *testing.T) {
-	_, c := testConn(t)
-	name := testtool.DefineTestDomain(t, c, testDomainXML)
-	d := NewDomain(c, name, nil)
-	ctx := testCtx(t)
+	c, name, d, ctx := testDomain(t)
 
 	steps := []struct {
 		op      string
@@ -110,10 +116,7 @@ func TestDomainFoundByUUID(t *testing.T) {
 }
 
 func TestBootDeviceKeepsSecretsAndDropsDeviceOrder(t *testing.T) {
-	_, c := testConn(t)
-	name := testtool.DefineTestDomain(t, c, testDomainXML)
-	d := NewDomain(c, name, nil)
-	ctx := testCtx(t)
+	c, name, d, ctx := testDomain(t)
 
 	if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootPXE, Persistent: true}); err != nil {
 		t.Fatal(err)
@@ -161,10 +164,7 @@ func TestBootDeviceKeepsSecretsAndDropsDeviceOrder(t *testing.T) {
 }
 
 func TestBootDeviceReadFromInactiveWhileRunning(t *testing.T) {
-	_, c := testConn(t)
-	name := testtool.DefineTestDomain(t, c, testDomainXML)
-	d := NewDomain(c, name, nil)
-	ctx := testCtx(t)
+	c, name, d, ctx := testDomain(t)
 	if err := d.PowerOn(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -181,10 +181,7 @@ func TestBootDeviceReadFromInactiveWhileRunning(t *testing.T) {
 }
 
 func TestNextBootOverrideAppliesToOneBoot(t *testing.T) {
-	_, c := testConn(t)
-	name := testtool.DefineTestDomain(t, c, testDomainXML)
-	d := NewDomain(c, name, nil)
-	ctx := testCtx(t)
+	c, name, d, ctx := testDomain(t)
 	before := testtool.DomainXML(t, c, name, libvirt.DomainXMLInactive|libvirt.DomainXMLSecure)
 
 	if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootPXE}); err != nil {
@@ -210,10 +207,7 @@ func TestNextBootOverrideAppliesToOneBoot(t *testing.T) {
 }
 
 func TestNextBootOverrideConsumedByOutsideStart(t *testing.T) {
-	_, c := testConn(t)
-	name := testtool.DefineTestDomain(t, c, testDomainXML)
-	d := NewDomain(c, name, nil)
-	ctx := testCtx(t)
+	c, name, d, ctx := testDomain(t)
 	if err := d.SetBootOverride(ctx, bmc.BootOverride{Device: bmc.BootCDROM}); err != nil {
 		t.Fatal(err)
 	}
@@ -364,10 +358,7 @@ func TestPoolReleasesUnusedConnections(t *testing.T) {
 // power status costs no libvirt call, and follows starts and stops made by
 // anyone (here straight through libvirt) from the events.
 func TestPowerStateFromLifecycleEvents(t *testing.T) {
-	_, c := testConn(t)
-	name := testtool.DefineTestDomain(t, c, testDomainXML)
-	d := NewDomain(c, name, nil)
-	ctx := testCtx(t)
+	c, name, d, ctx := testDomain(t)
 	if s, err := d.PowerState(ctx); err != nil || s != bmc.PowerOff {
 		t.Fatalf("first status %v %v", s, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -28,26 +27,14 @@ type firmwareSpans struct {
 }
 
 func scanFirmware(doc string) (*firmwareSpans, error) {
-	d := xml.NewDecoder(strings.NewReader(doc))
 	f := &firmwareSpans{osEnd: -1, featuresEnd: -1, osElemEnd: -1}
-	var path []string
-	var starts []int64
-	for {
-		off := d.InputOffset()
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("domain XML: %w", err)
-		}
-		switch t := tok.(type) {
+	err := walkXML(doc, func(st *xmlStep) {
+		path := st.Path
+		switch t := st.Tok.(type) {
 		case xml.StartElement:
-			path = append(path, t.Name.Local)
-			starts = append(starts, off)
 			switch {
 			case pathIs(path, "domain", "os"):
-				f.osTag = span{off, d.InputOffset()}
+				f.osTag = span{st.Off, st.End}
 			case pathIs(path, "domain", "os", "type"):
 				f.machine = attr(t, "machine")
 			case pathIs(path, "domain", "features", "smm"):
@@ -58,16 +45,19 @@ func scanFirmware(doc string) (*firmwareSpans, error) {
 		case xml.EndElement:
 			switch {
 			case pathIs(path, "domain", "os"):
-				f.osEnd = off
-				f.osElemEnd = d.InputOffset()
+				f.osEnd = st.Off
+				f.osElemEnd = st.End
 			case pathIs(path, "domain", "os", "loader"), pathIs(path, "domain", "os", "nvram"), pathIs(path, "domain", "os", "firmware"):
-				f.osChildren = append(f.osChildren, span{starts[len(starts)-1], d.InputOffset()})
+				f.osChildren = append(f.osChildren, st.Elem)
 			case pathIs(path, "domain", "features"):
-				f.features = &span{starts[len(starts)-1], d.InputOffset()}
-				f.featuresEnd = off
+				sp := st.Elem
+				f.features = &sp
+				f.featuresEnd = st.Off
 			}
-			path, starts = path[:len(path)-1], starts[:len(starts)-1]
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if f.osEnd < 0 {
 		return nil, fmt.Errorf("domain XML: no <os> element")
@@ -148,15 +138,11 @@ func (d *Domain) SetFirmware(ctx context.Context, f bmc.Firmware) error {
 		return fmt.Errorf("secure boot needs UEFI firmware: %w", bmc.ErrInvalidArgument)
 	}
 	return d.exclusive(ctx, "set firmware", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		cur, err := inactiveXML(lv, dom)
+		now, cur, err := inactiveFirmware(lv, dom)
 		if err != nil {
 			return err
 		}
-		h, err := parseHardware(cur)
-		if err != nil {
-			return err
-		}
-		if firmwareOf(h) == f {
+		if now == f {
 			return nil
 		}
 		next, err := withFirmware(cur, f)
@@ -174,4 +160,19 @@ func (d *Domain) SetFirmware(ctx context.Context, f bmc.Firmware) error {
 		d.log.Info("firmware switched for the next start", "firmware", describeFirmware(f))
 		return nil
 	})
+}
+
+// inactiveFirmware reads the firmware of the domain's persistent
+// definition, and returns that definition's text too (for edits that
+// splice it).
+func inactiveFirmware(lv *libvirt.Libvirt, dom libvirt.Domain) (bmc.Firmware, string, error) {
+	doc, err := inactiveXML(lv, dom)
+	if err != nil {
+		return bmc.Firmware{}, "", err
+	}
+	h, err := parseHardware(doc)
+	if err != nil {
+		return bmc.Firmware{}, "", err
+	}
+	return firmwareOf(h), doc, nil
 }

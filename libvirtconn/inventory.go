@@ -178,16 +178,9 @@ func firmwareOf(h *hardwareXML) bmc.Firmware {
 func (d *Domain) Firmware(ctx context.Context) (bmc.Firmware, error) {
 	var f bmc.Firmware
 	err := d.do(ctx, "read firmware", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		doc, err := inactiveXML(lv, dom)
-		if err != nil {
-			return err
-		}
-		h, err := parseHardware(doc)
-		if err != nil {
-			return err
-		}
-		f = firmwareOf(h)
-		return nil
+		var err error
+		f, _, err = inactiveFirmware(lv, dom)
+		return err
 	})
 	return f, err
 }

@@ -73,10 +73,7 @@ func TestFirmwareFromTheDefinition(t *testing.T) {
 }
 
 func TestBIOSSettingsLiveInTheDomainAndApplyAtTheNextStart(t *testing.T) {
-	_, c := testConn(t)
-	name := testtool.DefineTestDomain(t, c, testDomainXML)
-	d := NewDomain(c, name, nil)
-	ctx := testCtx(t)
+	c, name, d, ctx := testDomain(t)
 	cur, pending, err := d.BIOSAttributes(ctx)
 	if err != nil {
 		t.Fatal(err)

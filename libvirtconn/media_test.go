@@ -52,16 +52,10 @@ func qemuConnVia(t *testing.T, ssh bool) *Conn {
 		q := url.Values{"keyfile": {sshd.ClientKey}, "known_hosts": {sshd.KnownHosts}}
 		uri = fmt.Sprintf("qemu+ssh://root@127.0.0.1:%d/system?%s", sshd.Port, q.Encode())
 	}
-	pool := NewPool(nil, 0)
-	t.Cleanup(func() { pool.Close() })
-	c, err := pool.Get(uri, Credentials{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The test's own use: each Domain made on c takes one more (newDomain)
 	// and gives it back when closed, and the test's cleanup (undefining
 	// the domain) needs the connection after that.
-	return c
+	return connTo(t, uri)
 }
 
 // newDomain makes a Domain on c with a use of c of its own, as each node

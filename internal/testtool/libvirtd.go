@@ -106,6 +106,30 @@ func RequireSlowStartHook(t testing.TB) {
 	Missing(t, fmt.Sprintf("libvirt hook %s that slows %s* domains is not installed; scripts/prepare-test-host.sh installs it", slowStartHook, SlowStartPrefix))
 }
 
+// AwaitSlowStartHold waits until the slow-start hook holds the start of
+// domain name (its "prepare begin" call runs): a start issued in the
+// background is then inside its 3 s hold.
+func AwaitSlowStartHold(t testing.TB, name string) {
+	t.Helper()
+	Eventually(t, 30*time.Second, "the slow-start hook holding the start of "+name, func() bool {
+		procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range procs {
+			raw, err := os.ReadFile(p)
+			if err != nil {
+				continue // the process has ended
+			}
+			args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+			if len(args) >= 5 && args[1] == slowStartHook && args[2] == name && args[3] == "prepare" && args[4] == "begin" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 // PrivateLibvirtd is a libvirtd of the test's own, on its own socket, that
 // the test may stop and restart without disturbing anyone else. Only the
 // test driver (test:///default) is meaningful on it.
