@@ -446,7 +446,20 @@ func ipmitoolRuns(ipmitool string, port, n int) load.Result {
 // serve runs a BMC in this process in front of m and returns its port.
 func serve(t *testing.T, name string, m bmc.Machine) int {
 	t.Helper()
-	srv, err := ipmi.New(bmc.Node{Name: name, Address: "127.0.0.1", Users: []bmc.User{{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}}}, m, ipmi.Options{Logger: quietLog()})
+	return serveNode(t, bmc.Node{Name: name}, m)
+}
+
+// serveNode is serve for a node configured beyond its name (a BMC key):
+// it listens on 127.0.0.1 with the admin user.
+func serveNode(t *testing.T, node bmc.Node, m bmc.Machine) int {
+	t.Helper()
+	node.Address = "127.0.0.1"
+	node.Users = []bmc.User{{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}}
+	kg, err := bmc.ParseKg(node.Kg) // as vbmcd hands a node's key to its BMC
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ipmi.New(node, m, ipmi.Options{Logger: quietLog(), Kg: kg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,8 @@ var cpuReadingRE = regexp.MustCompile(`(?m)^CPU Utilization\s+\|\s+(\d+) percent
 // TestLibvirtSensors: three BMCs of domains on one libvirt connection serve
 // `sdr -v` from the connection's statistics: CPU utilisation is near zero
 // while the domain is paused and rises when it runs; the three BMCs' polls
-// cost one ConnectGetAllDomainStats per interval.
+// cost one ConnectGetAllDomainStats per interval. `fru print`, `lan print 1`
+// and `sel list` (through a BMC with a key, `ipmitool -y`) work on them.
 func TestLibvirtSensors(t *testing.T) {
 	requireQemuAndIpmitool(t)
 	name := fmt.Sprintf("%s%d", otherPrefix, os.Getpid())
@@ -30,13 +31,18 @@ func TestLibvirtSensors(t *testing.T) {
 	conn.SetStatsInterval(interval)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// The third BMC has a BMC key (Kg): its ipmitool gives it with -y.
+	const kg = "676f76626d632d6c6962766972742d6b6579"
 	var ports []int
-	for i := 0; i < 3; i++ {
-		ports = append(ports, serve(t, fmt.Sprintf("sensors-%d", i), libvirtconn.NewDomain(conn, name, quiet)))
-	}
 	tools := map[int]func(...string) string{}
-	for _, p := range ports {
-		tools[p] = ipmitoolFor(t, p, "-R", "1", "-N", "5")
+	for i := 0; i < 3; i++ {
+		node := bmc.Node{Name: fmt.Sprintf("sensors-%d", i)}
+		opts := []string{"-R", "1", "-N", "5"}
+		if i == 2 {
+			node.Kg, opts = kg, append(opts, "-y", kg)
+		}
+		p := serveNode(t, node, libvirtconn.NewDomain(conn, name, quiet))
+		ports, tools[p] = append(ports, p), ipmitoolFor(t, p, opts...)
 	}
 	sdr := func(port int, args ...string) string { return tools[port](append([]string{"sdr"}, args...)...) }
 	cpu := func(port int) int {
