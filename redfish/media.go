@@ -425,6 +425,7 @@ func (s *Server) patchMedia(kind string) sysHandler {
 			if err := s.insert(w, c, vm, slot, req, p); err != nil {
 				return err
 			}
+			r = s.renew(r, c)
 		case in.inserted != nil && *in.inserted && !cur.Inserted:
 			return p.conflict("Inserted", "Image", "Inserted true needs an Image.")
 		case in.writeProtected != nil && *in.writeProtected != cur.WriteProtected:

@@ -3,6 +3,7 @@ package redfish_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -353,48 +354,69 @@ func TestInsertDoesNotBlockAndEjectCancelsIt(t *testing.T) {
 }
 
 // An insert outlasts the HTTP server's read and write timeouts (which
-// would cancel the request and cut its answer off): it has its own bound.
+// would cancel the request and cut its answer off) and the machine bound
+// of an ordinary request: it has its own bound, and what the request does
+// with the machine after the download has a fresh one. So a POST
+// InsertMedia, a PATCH of the Cd's Image and a PATCH of the Boot with an
+// HttpBootUri all succeed when the image takes longer than both.
 func TestInsertOutlastsTheServerTimeouts(t *testing.T) {
-	f := &testFleet{}
-	m := f.add(t, "slow", 6240, admin)
 	img := image(t, 4<<10)
-	release := make(chan struct{})
-	images := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", strconv.Itoa(len(img)))
-		_, _ = w.Write(img[:1024])
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		_, _ = w.Write(img[1024:])
-	}))
-	t.Cleanup(images.Close)
-	srv := httptest.NewUnstartedServer(redfish.New(f, redfish.Options{MachineTimeout: 200 * time.Millisecond, MediaTimeout: time.Minute}))
-	srv.Config.ReadTimeout = 200 * time.Millisecond
-	srv.Config.WriteTimeout = 200 * time.Millisecond
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	sys, _ := f.System("slow")
-	req, _ := http.NewRequest("POST", srv.URL+"/redfish/v1/Systems/"+sys.ID+"/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia",
-		strings.NewReader(`{"Image":"`+images.URL+`/slow.iso"}`))
-	req.SetBasicAuth("admin", "password")
-	// The image server holds the rest back for longer than every server
-	// timeout above: that delay is what the test is about.
-	timer := time.AfterFunc(time.Second, func() { close(release) })
-	defer timer.Stop()
-	res, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("the insert's answer was cut off: %v", err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusNoContent {
-		t.Fatalf("insert: %s", res.Status)
-	}
-	if st, _ := m.Media(context.Background(), bmc.SlotCD); !st.Inserted || st.Size != int64(len(img)) {
-		t.Fatalf("Cd %+v", st)
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+	}{
+		{"InsertMedia", "POST", "/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia", `{"Image":"%s"}`, http.StatusNoContent},
+		{"PATCH Image", "PATCH", "/VirtualMedia/Cd", `{"Image":"%s","Inserted":true}`, http.StatusOK},
+		{"PATCH HttpBootUri", "PATCH", "", `{"Boot":{"BootSourceOverrideTarget":"UefiHttp","BootSourceOverrideEnabled":"Once","BootSourceOverrideMode":"UEFI","HttpBootUri":"%s"}}`, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &testFleet{}
+			m := f.add(t, "slow", 6240, admin)
+			release := make(chan struct{})
+			images := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+				_, _ = w.Write(img[:1024])
+				w.(http.Flusher).Flush()
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+				_, _ = w.Write(img[1024:])
+			}))
+			t.Cleanup(images.Close)
+			srv := httptest.NewUnstartedServer(redfish.New(f, redfish.Options{MachineTimeout: 200 * time.Millisecond, MediaTimeout: time.Minute}))
+			srv.Config.ReadTimeout = 200 * time.Millisecond
+			srv.Config.WriteTimeout = 200 * time.Millisecond
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			sys, _ := f.System("slow")
+			req, _ := http.NewRequest(tc.method, srv.URL+"/redfish/v1/Systems/"+sys.ID+tc.path,
+				strings.NewReader(fmt.Sprintf(tc.body, images.URL+"/slow.iso")))
+			req.SetBasicAuth("admin", "password")
+			// The image server holds the rest back for longer than every
+			// server timeout above: that delay is what the test is about.
+			timer := time.AfterFunc(time.Second, func() { close(release) })
+			defer timer.Stop()
+			res, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatalf("the answer was cut off: %v", err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.status {
+				t.Fatalf("%s %s: %s\n%s", tc.method, tc.path, res.Status, body)
+			}
+			if st, _ := m.Media(context.Background(), bmc.SlotCD); !st.Inserted || st.Size != int64(len(img)) {
+				t.Fatalf("Cd %+v", st)
+			}
+			if tc.path == "" {
+				if o, _ := m.BootOverride(context.Background()); o.Device != bmc.BootCDROM || o.Persistent {
+					t.Fatalf("boot override %+v, want the Cd once", o)
+				}
+			}
+		})
 	}
 }
 

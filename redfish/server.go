@@ -154,6 +154,16 @@ type sysCtx struct {
 	// base is the request's context without the MachineTimeout bound, for
 	// the requests that wait for a download (longRequest).
 	base context.Context
+	// cancels are the bounds renew made, released when the request ends.
+	cancels []context.CancelFunc
+}
+
+// renew gives r a fresh MachineTimeout bound: for what a request does with
+// the machine after a download, which may have taken longer than that.
+func (s *Server) renew(r *http.Request, c *sysCtx) *http.Request {
+	ctx, cancel := context.WithTimeout(c.base, s.opts.MachineTimeout)
+	c.cancels = append(c.cancels, cancel)
+	return r.WithContext(ctx)
 }
 
 func (s *Server) routes() {
@@ -296,7 +306,13 @@ func (s *Server) system(min Role, h sysHandler) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.opts.MachineTimeout)
 		defer cancel()
-		return h(w, r.WithContext(ctx), &sysCtx{sys: sys, role: role, who: p, base: r.Context()})
+		c := &sysCtx{sys: sys, role: role, who: p, base: r.Context()}
+		defer func() {
+			for _, cancel := range c.cancels {
+				cancel()
+			}
+		}()
+		return h(w, r.WithContext(ctx), c)
 	})
 }
 

@@ -372,7 +372,7 @@ func (s *Server) patchSystem(w http.ResponseWriter, r *http.Request, c *sysCtx) 
 		return err
 	}
 	if setEnabled || setTarget || setMode || uri != nil {
-		if err := s.setBoot(w, r, c, bs, enabled, target, mode, uri); err != nil {
+		if r, err = s.setBoot(w, r, c, bs, enabled, target, mode, uri); err != nil {
 			return err
 		}
 	}
@@ -385,8 +385,9 @@ func (s *Server) patchSystem(w http.ResponseWriter, r *http.Request, c *sysCtx) 
 }
 
 // setBoot applies a Boot PATCH; empty arguments (and a nil uri) keep the
-// current value.
-func (s *Server) setBoot(w http.ResponseWriter, r *http.Request, c *sysCtx, cur bootState, enabled, target, mode string, uri *string) error {
+// current value. It returns the request to go on with: r, or r with a
+// fresh machine bound after an HttpBootUri's download.
+func (s *Server) setBoot(w http.ResponseWriter, r *http.Request, c *sysCtx, cur bootState, enabled, target, mode string, uri *string) (*http.Request, error) {
 	ctx, sys := r.Context(), c.sys
 	if target == "" {
 		target = cur.boot.BootSourceOverrideTarget
@@ -404,22 +405,22 @@ func (s *Server) setBoot(w http.ResponseWriter, r *http.Request, c *sysCtx, cur 
 	}
 	dev, ok := deviceOf[target]
 	if !ok {
-		return errNotInList("Boot/BootSourceOverrideTarget", target)
+		return r, errNotInList("Boot/BootSourceOverrideTarget", target)
 	}
 	if target == "UefiHttp" && !efi {
-		return propError("PropertyValueConflict", "Boot/BootSourceOverrideTarget",
+		return r, propError("PropertyValueConflict", "Boot/BootSourceOverrideTarget",
 			"The target UefiHttp needs BootSourceOverrideMode UEFI.", "BootSourceOverrideTarget", "BootSourceOverrideMode")
 	}
 	httpURI, err := s.httpBootURI(sys, target, uri)
 	if err != nil {
-		return err
+		return r, err
 	}
 	if httpURI != "" {
 		dev = bmc.BootCDROM // the image goes into the CD drive
 	}
 	if mode != "" && efi != cur.efi {
 		if err := s.setMode(r, sys, efi); err != nil {
-			return err
+			return r, err
 		}
 	}
 	o := bmc.BootOverride{Device: dev, Persistent: enabled == "Continuous", EFI: efi}
@@ -431,16 +432,25 @@ func (s *Server) setBoot(w http.ResponseWriter, r *http.Request, c *sysCtx, cur 
 	}
 	inserted, err := s.prepareHTTPBoot(w, r, c, httpURI, o.Active())
 	if err != nil {
-		return err
+		return r, err
+	}
+	if inserted {
+		r = s.renew(r, c)
+		ctx = r.Context()
 	}
 	if err := sys.Machine.SetBootOverride(ctx, o); err != nil {
 		if inserted {
-			s.dropHTTPBootMedia(ctx, c, httpURI)
+			// Take the image out again, even if the request has ended.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.MachineTimeout)
+			if derr := s.dropHTTPBootMedia(cctx, c, httpURI); derr != nil {
+				s.log.Warn("redfish: could not eject an HttpBootUri image after the boot override failed", "node", sys.Name, "err", derr)
+			}
+			cancel()
 		}
-		return machineError(err, "Boot/BootSourceOverrideTarget")
+		return r, machineError(err, "Boot/BootSourceOverrideTarget")
 	}
 	s.recordHTTPBoot(ctx, sys, target == "UefiHttp" && o.Active(), httpURI)
-	return nil
+	return r, nil
 }
 
 // setMode switches the machine's firmware between UEFI and legacy BIOS.
