@@ -218,15 +218,14 @@ func (f *managerFleet) uuidOf(ctx context.Context, name string, m bmc.Machine, d
 	cancel()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.nodes[name] == n {
-		delete(f.unasked, name)
-	}
 	if err != nil {
+		// Still unasked: a miss asks it again once uuidRetry has passed.
 		n.failed = time.Now()
 		return ""
 	}
 	n.uuid = u.String()
 	if f.nodes[name] == n {
+		delete(f.unasked, name)
 		f.byUUID[n.uuid] = name
 	}
 	return n.uuid

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/govbmc/govbmc/bmc"
 )
@@ -162,5 +163,61 @@ func TestManagerFleet(t *testing.T) {
 	}
 	if id := f.ID(context.Background(), "a"); id != "a" {
 		t.Errorf("a deleted node's ID is %q", id)
+	}
+}
+
+// flaky is a machine whose hypervisor is unreachable while fail is set.
+type flaky struct {
+	*bmc.SimMachine
+	fail atomic.Bool
+}
+
+func (u *flaky) UUID(ctx context.Context) (bmc.UUID, error) {
+	if u.fail.Load() {
+		return bmc.UUID{}, errors.New("hypervisor unreachable")
+	}
+	return u.SimMachine.UUID(ctx)
+}
+
+// TestManagerFleetAsksAFailedUUIDAgain: a machine whose UUID could not be
+// read when a client first asked for it by UUID is asked again by a later
+// miss once uuidRetry has passed, and is then found by its UUID.
+func TestManagerFleetAsksAFailedUUIDAgain(t *testing.T) {
+	f := newManagerFleet()
+	var m *flaky
+	newMachine := func(_ context.Context, n bmc.Node) (bmc.Machine, error) {
+		sim, err := bmc.NewSimMachine(n)
+		if err != nil {
+			return nil, err
+		}
+		m = &flaky{SimMachine: sim}
+		m.fail.Store(true)
+		return m, nil
+	}
+	frontends := func(n bmc.Node, mm bmc.Machine) (bmc.Frontend, error) {
+		f.Started(n.Name, mm)
+		return &idleFrontend{done: make(chan struct{})}, nil
+	}
+	mgr := bmc.NewManager(newMachine, frontends, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.mgr = mgr
+	t.Cleanup(func() { _ = mgr.Close() })
+	n := bmc.Node{Name: "x", Address: "127.0.0.1", Port: 7100, Users: []bmc.User{{Name: "admin", Password: "password", Privilege: bmc.PrivilegeAdministrator}}}
+	n.ApplyDefaults()
+	if err := mgr.Add(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Start(context.Background(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	id := bmc.DeriveUUID("x").String()
+	if _, ok := f.System(id); ok {
+		t.Fatal("found by a UUID its machine could not tell")
+	}
+	m.fail.Store(false)
+	f.mu.Lock()
+	f.nodes["x"].failed = time.Now().Add(-uuidRetry - time.Second) // uuidRetry has passed
+	f.mu.Unlock()
+	if s, ok := f.System(id); !ok || s.Name != "x" {
+		t.Fatalf("not found by its UUID once the hypervisor answers again: %+v %v", s, ok)
 	}
 }
