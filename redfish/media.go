@@ -390,14 +390,13 @@ func (s *Server) patchMedia(kind string) sysHandler {
 			return err
 		}
 		p := mediaParams{}
+		verify, setVerify := s.verifyCertificate(c.sys, slot), false
 		if v, ok := patch["VerifyCertificate"]; ok {
 			b, isBool := v.(bool)
 			if !isBool {
 				return p.typeError("VerifyCertificate", v)
 			}
-			s.mu.Lock()
-			s.mediaVerify[c.sys.Name+"/"+string(slot)] = b
-			s.mu.Unlock()
+			verify, setVerify = b, true
 		}
 		in, imageGiven, err := mediaInputFrom(patch, p)
 		if err != nil {
@@ -418,7 +417,7 @@ func (s *Server) patchMedia(kind string) sysHandler {
 			(in.writeProtected == nil || *in.writeProtected == cur.WriteProtected):
 			// That image is in already.
 		case imageGiven:
-			req, err := in.request(p, s.verifyCertificate(c.sys, slot))
+			req, err := in.request(p, verify)
 			if err != nil {
 				return err
 			}
@@ -430,6 +429,11 @@ func (s *Server) patchMedia(kind string) sysHandler {
 			return p.conflict("Inserted", "Image", "Inserted true needs an Image.")
 		case in.writeProtected != nil && *in.writeProtected != cur.WriteProtected:
 			return p.conflict("WriteProtected", "Image", "WriteProtected changes only with an insert: eject, then insert with the new value.")
+		}
+		if setVerify { // only once the rest of the PATCH has been applied
+			s.mu.Lock()
+			s.mediaVerify[c.sys.Name+"/"+string(slot)] = verify
+			s.mu.Unlock()
 		}
 		v, err := s.renderMedia(r.Context(), kind, c, vm, slot)
 		if err != nil {

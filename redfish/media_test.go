@@ -202,6 +202,12 @@ func TestPatchInsertsAndEjectsMedia(t *testing.T) {
 	if r := e.admin("GET", mediaBases(e)[0]+"/Cd", nil); r.json["VerifyCertificate"] != true {
 		t.Fatalf("VerifyCertificate on the Manager's path: %s", r.body)
 	}
+	// A PATCH refused for another property changes nothing, this one neither.
+	expectError(t, e.op("PATCH", base+"/Cd", map[string]any{"VerifyCertificate": false, "Image": "ftp://example.com/x.iso"}),
+		http.StatusBadRequest, "PropertyValueFormatError", "Image")
+	if r := e.admin("GET", base+"/Cd", nil); r.json["VerifyCertificate"] != true {
+		t.Fatalf("a refused PATCH turned VerifyCertificate off: %s", r.body)
+	}
 }
 
 func TestInsertMediaErrors(t *testing.T) {
