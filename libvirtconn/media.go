@@ -8,6 +8,7 @@ import (
 	"path"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 
@@ -232,15 +233,17 @@ func (d *Domain) insert(ctx context.Context, m *domainMedia, slot bmc.MediaSlot,
 	}
 	name := volumeName(prefix, slot, time.Now().UnixNano())
 	var (
-		vol      libvirt.StorageVol
-		poolName string
+		vol libvirt.StorageVol
+		// poolName is set before the create is sent; Do may return (its
+		// context ended) while fn still runs, so it is read atomically.
+		poolName atomic.Pointer[string]
 	)
 	err = d.conn.Do(ctx, func(lv *libvirt.Libvirt) error {
 		pool, _, err := mediaPool(lv, true)
 		if err != nil {
 			return err
 		}
-		poolName = pool.Name
+		poolName.Store(&pool.Name)
 		doc := fmt.Sprintf(`<volume><name>%s</name><capacity unit='bytes'>%d</capacity><allocation unit='bytes'>0</allocation>`+
 			`<target><format type='raw'/><permissions><mode>0644</mode></permissions></target></volume>`, name, capacity)
 		vol, err = lv.StorageVolCreateXML(pool, doc, 0)
@@ -250,19 +253,23 @@ func (d *Domain) insert(ctx context.Context, m *domainMedia, slot bmc.MediaSlot,
 		return nil
 	})
 	if err != nil {
-		if poolName != "" && (ctx.Err() != nil || errors.Is(err, ErrUnavailable)) {
+		if p := poolName.Load(); p != nil && (ctx.Err() != nil || errors.Is(err, ErrUnavailable)) {
 			// The call was cut off, not refused: libvirtd lists a volume
 			// before it has built it, so the create may have happened
 			// after all. Remove it by name (a volume is found by pool and
-			// name); what cannot go yet is retried at the next use.
-			d.deleteVolumes(m, libvirt.StorageVol{Pool: poolName, Name: name})
+			// name), and have the next use sweep too: a create still on
+			// its way may land after this delete.
+			m.mu.Lock()
+			m.swept = false
+			m.mu.Unlock()
+			d.deleteVolumes(m, true, libvirt.StorageVol{Pool: *p, Name: name})
 		}
 		return 0, err
 	}
 	attached := false
 	defer func() {
 		if !attached {
-			d.deleteVolumes(m, vol)
+			d.deleteVolumes(m, true, vol)
 		}
 	}()
 	length := uint64(0)
@@ -408,7 +415,7 @@ func (d *Domain) EjectMedia(ctx context.Context, slot bmc.MediaSlot) error {
 	if err != nil {
 		return err
 	}
-	d.deleteVolumes(m, vols...)
+	d.deleteVolumes(m, false, vols...)
 	d.log.Info("virtual media ejected", "slot", slot, "volumes", len(vols))
 	return nil
 }
@@ -498,7 +505,9 @@ func orphans(lv *libvirt.Libvirt, dom libvirt.Domain, match func(bmc.MediaSlot) 
 }
 
 // sweep deletes, once per Domain, the volumes of this domain its
-// definition does not use: what a vbmcd killed during an upload left.
+// definition does not use: what a vbmcd killed during an upload left, or
+// a create cut off. The volume of an insert under way in another slot is
+// not attached yet either: its slot is left for a later sweep.
 func (d *Domain) sweep(ctx context.Context, m *domainMedia) error {
 	m.mu.Lock()
 	swept := m.swept
@@ -506,10 +515,18 @@ func (d *Domain) sweep(ctx context.Context, m *domainMedia) error {
 	if swept {
 		return nil
 	}
-	var vols []libvirt.StorageVol
+	var (
+		vols    []libvirt.StorageVol
+		skipped bool
+	)
 	err := d.do(ctx, "find orphaned media volumes", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		var err error
-		vols, err = orphans(lv, dom, func(bmc.MediaSlot) bool { return true })
+		skipped = false
+		vols, err = orphans(lv, dom, func(s bmc.MediaSlot) bool {
+			busy := m.tracker.Inserting(s)
+			skipped = skipped || busy
+			return !busy
+		})
 		return err
 	})
 	if err != nil {
@@ -519,18 +536,18 @@ func (d *Domain) sweep(ctx context.Context, m *domainMedia) error {
 		d.log.Warn("deleting an orphaned virtual media volume", "volume", v.Name, "pool", v.Pool)
 	}
 	m.mu.Lock()
-	m.swept = true
+	m.swept = !skipped
 	m.mu.Unlock()
-	d.deleteVolumes(m, vols...)
+	d.deleteVolumes(m, false, vols...)
 	return nil
 }
 
 // deleteVolumes deletes volumes; what cannot go yet (the connection stays
 // down, libvirtd still finishing a dead upload) is tried again by the
-// domain's next virtual media use.
-func (d *Domain) deleteVolumes(m *domainMedia, vols ...libvirt.StorageVol) {
+// domain's next virtual media use. waitBusy: see deleteVolume.
+func (d *Domain) deleteVolumes(m *domainMedia, waitBusy bool, vols ...libvirt.StorageVol) {
 	for _, v := range vols {
-		if !d.deleteVolume(v) {
+		if !d.deleteVolume(v, waitBusy) {
 			m.mu.Lock()
 			m.swept = false
 			m.mu.Unlock()
@@ -540,9 +557,11 @@ func (d *Domain) deleteVolumes(m *domainMedia, vols ...libvirt.StorageVol) {
 
 // deleteVolume removes a volume, with a context of its own: it runs when
 // the insert's has ended, possibly because the connection was lost, so it
-// waits (up to cleanupTimeout) for the connection to come back. It
-// reports whether the volume is gone.
-func (d *Domain) deleteVolume(v libvirt.StorageVol) bool {
+// waits (up to cleanupTimeout) for the connection to come back; with
+// waitBusy (the insert's own volume) also while libvirtd still builds the
+// volume or finishes a dead upload into it. It reports whether the volume
+// is gone.
+func (d *Domain) deleteVolume(v libvirt.StorageVol, waitBusy bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	for {
@@ -552,7 +571,7 @@ func (d *Domain) deleteVolume(v libvirt.StorageVol) bool {
 		}
 		// ErrOperationInvalid: libvirtd is still building the volume or
 		// finishing an upload into it; it frees it shortly.
-		busy := isLibvirtErr(err, libvirt.ErrOperationInvalid)
+		busy := waitBusy && isLibvirtErr(err, libvirt.ErrOperationInvalid)
 		if !(busy || errors.Is(err, ErrUnavailable)) || ctx.Err() != nil {
 			d.log.Error("could not delete a virtual media volume; it is removed at the next start", "volume", v.Name, "pool", v.Pool, "err", err)
 			return false
