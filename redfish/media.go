@@ -524,8 +524,13 @@ func mediaError(err error, p mediaParams) error {
 		return p.invalid(p.imageParam(), "", reason(err))
 	case errors.Is(err, bmc.ErrNotSupported), errors.Is(err, bmc.ErrPoweredOff):
 		return machineError(err, "")
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return err
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorf(http.StatusGatewayTimeout, "OperationTimeout", "The virtual media operation did not finish in time.")
+	case errors.Is(err, context.Canceled):
+		// The client went away (or the daemon stops): nobody reads the
+		// answer. Bare, so that the log line does not carry the URL,
+		// whose query may hold a signature.
+		return context.Canceled
 	}
 	return errorf(http.StatusServiceUnavailable, "ServiceTemporarilyUnavailable",
 		"The virtual media operation failed: "+reason(err)+".").with("Retry-After", "5")
