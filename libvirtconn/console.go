@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
@@ -210,6 +211,7 @@ func (c *console) awaitOpen(ctx context.Context, opened <-chan struct{}, op stri
 	case <-ctx.Done():
 	case <-timer.C:
 		c.log.Warn("console stream not open in time; going on without it", "op", op, "waited", wait)
+		testHookStuck("console stream not open in time")
 	}
 }
 
@@ -378,11 +380,11 @@ func (c *console) streamOnce() streamResult {
 		})
 	}
 	defer opened()
-	// The look at the domain is bounded, and short: right after libvirtd
-	// has ended the BMC's stream (an operator took the console), the next
-	// call on the connection may go unanswered (seen with libvirtd 9.0.0:
-	// a lookup never answered while later calls were), and a reset waits
-	// at most consoleOpenWait for the stream. The loop tries again.
+	// The look at the domain is bounded, and short: a reset waits at most
+	// consoleOpenWait for the stream, and the loop tries again. (Calls
+	// that went unanswered right after libvirtd had ended the BMC's stream
+	// were go-libvirt hanging on a packet after the stream's end:
+	// streamGuard.)
 	var (
 		lv  *libvirt.Libvirt
 		dom libvirt.Domain
@@ -537,4 +539,17 @@ type firstRead struct {
 func (f *firstRead) Read(p []byte) (int, error) {
 	f.once.Do(f.fn)
 	return f.r.Read(p)
+}
+
+// stuckHook, when a test sets it, is called where the BMC finds a libvirt
+// call stuck (the connection about to be closed under it, a console
+// stream not open in time), while the stuck goroutines still are: the
+// test records their stacks.
+var stuckHook atomic.Pointer[func(what string)]
+
+// testHookStuck calls stuckHook, if set.
+func testHookStuck(what string) {
+	if fn := stuckHook.Load(); fn != nil {
+		(*fn)(what)
+	}
 }
