@@ -78,6 +78,9 @@ type Conn struct {
 	// Connects counts connections established (transport, login and
 	// driver opened).
 	Connects atomic.Int64
+	// StalePackets counts the packets libvirtd sent for calls that had
+	// ended, dropped before go-libvirt could hang on them (streamGuard).
+	StalePackets atomic.Int64
 }
 
 // newConn starts a connection maintained in the background.
@@ -182,7 +185,7 @@ func (c *Conn) connect() (*libvirt.Libvirt, error) {
 		}
 		return nil, err
 	}
-	lv := libvirt.NewWithDialer(alreadyDialed{nc})
+	lv := libvirt.NewWithDialer(alreadyDialed{newStreamGuard(nc, c.log, &c.StalePackets)})
 	// ConnectToURI blocks on RPCs without a deadline: bound it here.
 	done := make(chan error, 1)
 	go func() { done <- lv.ConnectToURI(libvirt.ConnectURI(c.uri.Name())) }()
@@ -353,6 +356,7 @@ func (c *Conn) watch(done <-chan error, nc net.Conn, hard *time.Timer) {
 
 func (c *Conn) abort(nc net.Conn) {
 	c.log.Error("libvirt call hung; closing the connection", "timeout", c.callTimeout)
+	testHookStuck("libvirt call hung")
 	nc.Close()
 }
 

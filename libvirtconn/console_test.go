@@ -1,9 +1,12 @@
 package libvirtconn
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +33,12 @@ func TestResetAndCycleTakeTheConsoleBack(t *testing.T) {
 	c := qemuConn(t)
 	name := testtool.DefineTestDomain(t, c, testtool.ConsoleDomainXML, testtool.VirtType())
 	logs := &testtool.Buffer{}
+	stacks := recordStuck(t)
 	d := openDomain(t, c, name, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(func() {
+		t.Logf("packets libvirtd sent for calls that had ended, dropped: %d", c.StalePackets.Load())
 		if t.Failed() {
-			t.Logf("BMC log:\n%s", logs.String())
+			t.Logf("BMC log:\n%s\ngo-libvirt's goroutines when a call was found stuck:\n%s", logs.String(), stacks.String())
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -58,6 +63,11 @@ func TestResetAndCycleTakeTheConsoleBack(t *testing.T) {
 	}{{"reset", d.Reset}, {"power cycle", d.PowerCycle}} {
 		boots := strings.Count(seen.String(), seaBIOSBanner)
 		virsh := testtool.StartTerminal(t, "virsh", "-c", "qemu:///system", "console", name, "--force")
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("the operator's virsh console at the %s:\n%q", op.name, virsh.Output())
+			}
+		})
 		operatorHolds(t, virsh)
 		// The BMC's stream may or may not have been told it lost the
 		// console (libvirtd tells an old stream only at the guest's next
@@ -111,4 +121,24 @@ func operatorHolds(t *testing.T, virsh *testtool.Terminal) {
 		}
 		return false
 	})
+}
+
+// recordStuck records, each time the BMC finds a libvirt call stuck (see
+// stuckHook), the stacks of the goroutines in go-libvirt then.
+func recordStuck(t *testing.T) *testtool.Buffer {
+	t.Helper()
+	out := &testtool.Buffer{}
+	hook := func(what string) {
+		buf := make([]byte, 4<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		fmt.Fprintf(out, "=== %s\n", what)
+		for _, g := range bytes.Split(buf, []byte("\n\n")) {
+			if bytes.Contains(g, []byte("go-libvirt")) {
+				fmt.Fprintf(out, "%s\n\n", g)
+			}
+		}
+	}
+	stuckHook.Store(&hook)
+	t.Cleanup(func() { stuckHook.Store(nil) })
+	return out
 }
