@@ -78,14 +78,11 @@ func TestResetAndCycleTakeTheConsoleBack(t *testing.T) {
 		if !virsh.Running() {
 			t.Fatalf("before the %s, the operator's virsh console ended:\n%s", op.name, virsh.Output())
 		}
+		shown := len(virsh.Output())
 		if err := op.do(ctx); err != nil {
 			t.Fatalf("%s: %v", op.name, err)
 		}
-		// virsh loses the console: it exits, or (seen with virsh 9.0.0)
-		// says so and stays until its terminal closes.
-		testtool.Eventually(t, 30*time.Second, "the operator's virsh console taken by the "+op.name, func() bool {
-			return !virsh.Running() || strings.Contains(virsh.Output(), "error: stream had")
-		})
+		virsh.ConsoleLost(t, shown, 30*time.Second, "the operator's virsh console taken by the "+op.name)
 		testtool.Eventually(t, 60*time.Second, "the boot after the "+op.name+" on the BMC's console", func() bool {
 			return strings.Count(seen.String(), seaBIOSBanner) > boots
 		})
