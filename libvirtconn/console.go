@@ -86,9 +86,6 @@ type console struct {
 	// waiters are closed by the next stream attempt once libvirtd has
 	// opened the console, or once that attempt has failed (see captureBoot).
 	waiters []chan struct{}
-	// starting counts the BMC's own starts of the domain under way (see
-	// captureBoot): the loop opens no stream meanwhile.
-	starting int
 }
 
 func newConsole(conn *Conn, find func(*libvirt.Libvirt) (libvirt.Domain, error), runs func(context.Context) bool, log *slog.Logger) *console {
@@ -124,22 +121,7 @@ var testHookHoldPausedStart func(ctx context.Context)
 // start a domain paused (the test driver) starts it running, the stream
 // following as fast as it can. A power on through the BMC is a user of the
 // BMC asking for the console: the stream takes it from any other holder.
-//
-// The stream loop opens no stream of its own while the domain starts: one
-// opened while libvirtd is still starting the domain was seen (libvirtd
-// 9.0.0) to be answered and then never carry a byte of the boot, and the
-// power on's claim, made once the start is over, waited for the stream
-// after it (consoleOpenWait, then the boot missed).
 func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Domain, start func(paused bool) error) error {
-	c.mu.Lock()
-	c.starting++
-	c.mu.Unlock()
-	started := false
-	defer func() {
-		if !started {
-			c.endStart()
-		}
-	}()
 	if err := start(true); err != nil {
 		if !errors.Is(err, errCannotStartPaused) && !hasCode(err, libvirt.ErrInvalidArg, libvirt.ErrNoSupport) {
 			return err
@@ -147,13 +129,9 @@ func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libv
 		if err := start(false); err != nil {
 			return err
 		}
-		started = true
-		c.endStart()
 		c.claim(true)
 		return nil
 	}
-	started = true
-	c.endStart()
 	c.awaitOpen(ctx, c.claim(true), "power on")
 	if hold := testHookHoldPausedStart; hold != nil {
 		hold(ctx)
@@ -162,13 +140,6 @@ func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libv
 		return undoPausedStart(lv, dom, err)
 	}
 	return nil
-}
-
-// endStart records that a start of captureBoot is over.
-func (c *console) endStart() {
-	c.mu.Lock()
-	c.starting--
-	c.mu.Unlock()
 }
 
 // takeForReset takes the console, from another holder if need be, before
@@ -394,6 +365,21 @@ func (c *console) loop() {
 // output until the stream ends. It takes the console from another holder
 // only when a user of the BMC asked for it (force, see claim).
 func (c *console) streamOnce() streamResult {
+	// The boots waiting for a stream from now on: released once libvirtd
+	// has opened this one, or when it fails.
+	c.mu.Lock()
+	waiters, force := c.waiters, c.force
+	c.waiters = nil
+	c.mu.Unlock()
+	var release sync.Once
+	opened := func() {
+		release.Do(func() {
+			for _, w := range waiters {
+				close(w)
+			}
+		})
+	}
+	defer opened()
 	// The look at the domain is bounded, and short: a reset waits at most
 	// consoleOpenWait for the stream, and the loop tries again. (Calls
 	// that went unanswered right after libvirtd had ended the BMC's stream
@@ -415,27 +401,6 @@ func (c *console) streamOnce() streamResult {
 		return err
 	})
 	cancel()
-	// The users waiting for a stream from now on (a claim made while the
-	// domain was looked at included): released once libvirtd has opened
-	// this one, or when it fails. While the BMC starts the domain, none is
-	// opened: the claim that follows the start wakes the loop.
-	c.mu.Lock()
-	if c.starting > 0 {
-		c.mu.Unlock()
-		return streamNone
-	}
-	waiters, force := c.waiters, c.force
-	c.waiters = nil
-	c.mu.Unlock()
-	var release sync.Once
-	opened := func() {
-		release.Do(func() {
-			for _, w := range waiters {
-				close(w)
-			}
-		})
-	}
-	defer opened()
 	if err != nil {
 		if !libvirt.IsNotFound(err) {
 			c.log.Debug("console: the domain's state not read; trying again", "err", err)
@@ -522,8 +487,7 @@ func (c *console) streamOnce() streamResult {
 
 // gotConsole records that libvirtd has opened the BMC's stream, unless
 // that stream has ended already: the console is the BMC's, and what a user
-// of the BMC asked for is done, the claims made while libvirtd opened it
-// included.
+// of the BMC asked for is done.
 func (c *console) gotConsole(ended *bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -532,10 +496,6 @@ func (c *console) gotConsole(ended *bool) {
 	}
 	c.open = true
 	c.force = false
-	for _, w := range c.waiters {
-		close(w)
-	}
-	c.waiters = nil
 	if c.heldLogged {
 		c.heldLogged = false
 		c.log.Info("serial console free again: the BMC captures it")
