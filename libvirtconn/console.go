@@ -71,9 +71,9 @@ type console struct {
 	attached int            // clients attached
 	input    *io.PipeWriter // typed input into the current stream, or nil
 	open     bool           // libvirtd has opened the current stream
-	// ending, closed by reclaim once it has ended the current stream's
+	// ending, closed by claim(true) once it has ended the current stream's
 	// input, tells the stream loop not to wait long for that stream (see
-	// reclaim).
+	// claim).
 	ending chan struct{}
 	// force makes the next stream take the console from any other holder:
 	// a BMC user asked for it (see claim).
@@ -146,49 +146,42 @@ func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libv
 // a reset through the BMC: the reboot's output is captured from its first
 // line. It returns once the stream is open, or when it is not in time.
 func (c *console) takeForReset(ctx context.Context) {
-	c.awaitOpen(ctx, c.reclaim(), "reset")
+	c.awaitOpen(ctx, c.claim(true), "reset")
 }
 
-// reclaim is claim for a reset of a running domain: the BMC's own open
-// stream may be one libvirtd has already given to another holder (a
-// `virsh console --force`; libvirtd ends the old stream only when the
-// guest next prints, so a quiet guest leaves the BMC thinking it holds the
-// console). An open stream is therefore ended and opened again with
-// Force, before the reset, so nothing of the reboot is lost. libvirtd
-// answers the end of a stream that lost the console only at the guest's
-// next output, so the loop waits endWait at most for it (see streamOnce).
-func (c *console) reclaim() <-chan struct{} {
+// claim asks for the console on behalf of a user of the BMC: the next
+// stream the BMC opens takes it from any other holder. The channel
+// returned is closed once libvirtd has opened that stream, or once that
+// attempt has failed.
+//
+// With the BMC's own stream open, a SOL activation (renew false) takes
+// nothing: the channel is closed at once. A power on, reset or cycle
+// (renew true) ends that stream and opens a new one with Force, before
+// the guest runs: the open stream may be one libvirtd has already given to
+// another holder (a `virsh console --force`) without telling it. libvirtd
+// tells a stream that lost its console only if it was waiting on that
+// stream at that instant (libvirt's virfdstream.c, virFDStreamCloseInt);
+// while it was passing the guest's output on, the stream stays open,
+// silent, for good: a destroy of the domain does not end it either. Such a
+// stream ends only when the BMC sends on it (its end), and libvirtd may
+// answer that only at the guest's next output, so the loop waits endWait
+// at most for it (see streamOnce).
+func (c *console) claim(renew bool) <-chan struct{} {
 	opened := make(chan struct{})
 	c.mu.Lock()
-	c.force = true
-	c.waiters = append(c.waiters, opened)
-	if c.open && c.input != nil {
+	switch {
+	case c.open && !renew:
+		close(opened)
+	default:
+		c.force = true
+		c.waiters = append(c.waiters, opened)
+	}
+	if renew && c.open && c.input != nil {
 		_ = c.input.Close()
 		if c.ending != nil {
 			close(c.ending)
 			c.ending = nil
 		}
-	}
-	c.mu.Unlock()
-	c.want()
-	return opened
-}
-
-// claim asks for the console on behalf of a user of the BMC: the next
-// stream the BMC opens takes it from any other holder. With the BMC's own
-// stream open the console is the BMC's already, and nothing is taken
-// (unless fresh: that stream is of a run that has ended, the domain having
-// just been started again). The channel returned is closed once libvirtd
-// has opened the next stream, or once that attempt has failed; at once
-// when the BMC's stream is open and fresh is false.
-func (c *console) claim(fresh bool) <-chan struct{} {
-	opened := make(chan struct{})
-	c.mu.Lock()
-	if c.open && !fresh {
-		close(opened)
-	} else {
-		c.force = true
-		c.waiters = append(c.waiters, opened)
 	}
 	c.mu.Unlock()
 	c.want()
@@ -436,12 +429,12 @@ func (c *console) streamOnce() streamResult {
 	select {
 	case err2 = <-done:
 	case <-ending:
-		// A reset ended the stream's input: libvirtd answers at once when
-		// the stream still has the console. When it does not within
-		// endWait, another client took the console from this stream and
-		// the guest is quiet (libvirtd answers at its next output): the
-		// stream is left to end then, and the loop opens the forced one
-		// the reset waits for.
+		// A claim (power on, reset) ended the stream's input: libvirtd
+		// answers at once when the stream still has the console. When it
+		// does not within endWait, another client took the console from
+		// this stream (libvirtd answers at the guest's next output, if
+		// ever): the stream is left to end then, and the loop opens the
+		// forced one the claim waits for.
 		t := time.NewTimer(endWait)
 		select {
 		case err2 = <-done:
