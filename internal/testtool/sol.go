@@ -94,39 +94,13 @@ func (s *Terminal) Wait(t testing.TB, within time.Duration) error {
 	}
 }
 
-// ConsoleLost waits until a `virsh console` running on s has lost the
-// console that another stream took (a BMC's forced open): virsh exits, or
-// (virsh 9.0.0) prints an error after the first shown bytes of its output
-// and stays until its terminal closes. libvirtd tells a stream that
-// another one took its console only when it is waiting on that stream at
-// that instant (libvirt's virfdstream.c, virFDStreamCloseInt: the abort
-// calls the stream's callback only while it is subscribed to the stream's
-// events); while it is passing the guest's output on to virsh it is not,
-// and virsh then learns it only when it sends something. So, as an
-// operator whose console went quiet would, ConsoleLost types ESC into
-// virsh every half second, after the first half second; it logs how many
-// keys that took.
+// ConsoleLost waits until a `virsh console` running on s says it has lost
+// the console that another stream took (a BMC's forced open): virsh exits,
+// or (virsh 9.0.0) prints an error after the first shown bytes of its
+// output and stays until its terminal closes.
 func (s *Terminal) ConsoleLost(t testing.TB, shown int, within time.Duration, what string) {
 	t.Helper()
-	var (
-		typed time.Time
-		keys  int
-	)
 	Eventually(t, within, what, func() bool {
-		if !s.Running() || strings.Contains(s.Output()[shown:], "error:") {
-			return true
-		}
-		switch {
-		case typed.IsZero():
-			typed = time.Now()
-		case time.Since(typed) > 500*time.Millisecond:
-			s.Type(t, "\x1b")
-			typed = time.Now()
-			keys++
-		}
-		return false
+		return !s.Running() || strings.Contains(s.Output()[shown:], "error:")
 	})
-	if keys > 0 {
-		t.Logf("%s learnt it had lost the console after %d keys typed: %q", s.name, keys, s.Output()[shown:])
-	}
 }
