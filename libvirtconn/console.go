@@ -71,9 +71,9 @@ type console struct {
 	attached int            // clients attached
 	input    *io.PipeWriter // typed input into the current stream, or nil
 	open     bool           // libvirtd has opened the current stream
-	// ending, closed by reclaim once it has ended the current stream's
+	// ending, closed by claim(true) once it has ended the current stream's
 	// input, tells the stream loop not to wait long for that stream (see
-	// reclaim).
+	// claim).
 	ending chan struct{}
 	// force makes the next stream take the console from any other holder:
 	// a BMC user asked for it (see claim).
@@ -86,9 +86,6 @@ type console struct {
 	// waiters are closed by the next stream attempt once libvirtd has
 	// opened the console, or once that attempt has failed (see captureBoot).
 	waiters []chan struct{}
-	// starting counts the BMC's own starts of the domain under way (see
-	// captureBoot): the loop opens no stream meanwhile.
-	starting int
 }
 
 func newConsole(conn *Conn, find func(*libvirt.Libvirt) (libvirt.Domain, error), runs func(context.Context) bool, log *slog.Logger) *console {
@@ -124,22 +121,7 @@ var testHookHoldPausedStart func(ctx context.Context)
 // start a domain paused (the test driver) starts it running, the stream
 // following as fast as it can. A power on through the BMC is a user of the
 // BMC asking for the console: the stream takes it from any other holder.
-//
-// The stream loop opens no stream of its own while the domain starts: one
-// opened while libvirtd is still starting the domain was seen (libvirtd
-// 9.0.0) to be answered and then never carry a byte of the boot, and the
-// power on's claim, made once the start is over, waited for the stream
-// after it (consoleOpenWait, then the boot missed).
 func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libvirt.Domain, start func(paused bool) error) error {
-	c.mu.Lock()
-	c.starting++
-	c.mu.Unlock()
-	started := false
-	defer func() {
-		if !started {
-			c.endStart()
-		}
-	}()
 	if err := start(true); err != nil {
 		if !errors.Is(err, errCannotStartPaused) && !hasCode(err, libvirt.ErrInvalidArg, libvirt.ErrNoSupport) {
 			return err
@@ -147,13 +129,9 @@ func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libv
 		if err := start(false); err != nil {
 			return err
 		}
-		started = true
-		c.endStart()
 		c.claim(true)
 		return nil
 	}
-	started = true
-	c.endStart()
 	c.awaitOpen(ctx, c.claim(true), "power on")
 	if hold := testHookHoldPausedStart; hold != nil {
 		hold(ctx)
@@ -164,60 +142,46 @@ func (c *console) captureBoot(ctx context.Context, lv *libvirt.Libvirt, dom libv
 	return nil
 }
 
-// endStart records that a start of captureBoot is over.
-func (c *console) endStart() {
-	c.mu.Lock()
-	c.starting--
-	c.mu.Unlock()
-}
-
 // takeForReset takes the console, from another holder if need be, before
 // a reset through the BMC: the reboot's output is captured from its first
 // line. It returns once the stream is open, or when it is not in time.
 func (c *console) takeForReset(ctx context.Context) {
-	c.awaitOpen(ctx, c.reclaim(), "reset")
+	c.awaitOpen(ctx, c.claim(true), "reset")
 }
 
-// reclaim is claim for a reset of a running domain: the BMC's own open
-// stream may be one libvirtd has already given to another holder (a
-// `virsh console --force`; libvirtd ends the old stream only when the
-// guest next prints, so a quiet guest leaves the BMC thinking it holds the
-// console). An open stream is therefore ended and opened again with
-// Force, before the reset, so nothing of the reboot is lost. libvirtd
-// answers the end of a stream that lost the console only at the guest's
-// next output, so the loop waits endWait at most for it (see streamOnce).
-func (c *console) reclaim() <-chan struct{} {
+// claim asks for the console on behalf of a user of the BMC: the next
+// stream the BMC opens takes it from any other holder. The channel
+// returned is closed once libvirtd has opened that stream, or once that
+// attempt has failed.
+//
+// With the BMC's own stream open, a SOL activation (renew false) takes
+// nothing: the channel is closed at once. A power on, reset or cycle
+// (renew true) ends that stream and opens a new one with Force, before
+// the guest runs: the open stream may be one libvirtd has already given to
+// another holder (a `virsh console --force`) without telling it. libvirtd
+// tells a stream that lost its console only if it was waiting on that
+// stream at that instant (libvirt's virfdstream.c, virFDStreamCloseInt);
+// while it was passing the guest's output on, the stream stays open,
+// silent, for good: a destroy of the domain does not end it either. Such a
+// stream ends only when the BMC sends on it (its end), and libvirtd may
+// answer that only at the guest's next output, so the loop waits endWait
+// at most for it (see streamOnce).
+func (c *console) claim(renew bool) <-chan struct{} {
 	opened := make(chan struct{})
 	c.mu.Lock()
-	c.force = true
-	c.waiters = append(c.waiters, opened)
-	if c.open && c.input != nil {
+	switch {
+	case c.open && !renew:
+		close(opened)
+	default:
+		c.force = true
+		c.waiters = append(c.waiters, opened)
+	}
+	if renew && c.open && c.input != nil {
 		_ = c.input.Close()
 		if c.ending != nil {
 			close(c.ending)
 			c.ending = nil
 		}
-	}
-	c.mu.Unlock()
-	c.want()
-	return opened
-}
-
-// claim asks for the console on behalf of a user of the BMC: the next
-// stream the BMC opens takes it from any other holder. With the BMC's own
-// stream open the console is the BMC's already, and nothing is taken
-// (unless fresh: that stream is of a run that has ended, the domain having
-// just been started again). The channel returned is closed once libvirtd
-// has opened the next stream, or once that attempt has failed; at once
-// when the BMC's stream is open and fresh is false.
-func (c *console) claim(fresh bool) <-chan struct{} {
-	opened := make(chan struct{})
-	c.mu.Lock()
-	if c.open && !fresh {
-		close(opened)
-	} else {
-		c.force = true
-		c.waiters = append(c.waiters, opened)
 	}
 	c.mu.Unlock()
 	c.want()
@@ -394,6 +358,21 @@ func (c *console) loop() {
 // output until the stream ends. It takes the console from another holder
 // only when a user of the BMC asked for it (force, see claim).
 func (c *console) streamOnce() streamResult {
+	// The boots waiting for a stream from now on: released once libvirtd
+	// has opened this one, or when it fails.
+	c.mu.Lock()
+	waiters, force := c.waiters, c.force
+	c.waiters = nil
+	c.mu.Unlock()
+	var release sync.Once
+	opened := func() {
+		release.Do(func() {
+			for _, w := range waiters {
+				close(w)
+			}
+		})
+	}
+	defer opened()
 	// The look at the domain is bounded, and short: a reset waits at most
 	// consoleOpenWait for the stream, and the loop tries again. (Calls
 	// that went unanswered right after libvirtd had ended the BMC's stream
@@ -415,27 +394,6 @@ func (c *console) streamOnce() streamResult {
 		return err
 	})
 	cancel()
-	// The users waiting for a stream from now on (a claim made while the
-	// domain was looked at included): released once libvirtd has opened
-	// this one, or when it fails. While the BMC starts the domain, none is
-	// opened: the claim that follows the start wakes the loop.
-	c.mu.Lock()
-	if c.starting > 0 {
-		c.mu.Unlock()
-		return streamNone
-	}
-	waiters, force := c.waiters, c.force
-	c.waiters = nil
-	c.mu.Unlock()
-	var release sync.Once
-	opened := func() {
-		release.Do(func() {
-			for _, w := range waiters {
-				close(w)
-			}
-		})
-	}
-	defer opened()
 	if err != nil {
 		if !libvirt.IsNotFound(err) {
 			c.log.Debug("console: the domain's state not read; trying again", "err", err)
@@ -471,12 +429,12 @@ func (c *console) streamOnce() streamResult {
 	select {
 	case err2 = <-done:
 	case <-ending:
-		// A reset ended the stream's input: libvirtd answers at once when
-		// the stream still has the console. When it does not within
-		// endWait, another client took the console from this stream and
-		// the guest is quiet (libvirtd answers at its next output): the
-		// stream is left to end then, and the loop opens the forced one
-		// the reset waits for.
+		// A claim (power on, reset) ended the stream's input: libvirtd
+		// answers at once when the stream still has the console. When it
+		// does not within endWait, another client took the console from
+		// this stream (libvirtd answers at the guest's next output, if
+		// ever): the stream is left to end then, and the loop opens the
+		// forced one the claim waits for.
 		t := time.NewTimer(endWait)
 		select {
 		case err2 = <-done:
@@ -522,8 +480,7 @@ func (c *console) streamOnce() streamResult {
 
 // gotConsole records that libvirtd has opened the BMC's stream, unless
 // that stream has ended already: the console is the BMC's, and what a user
-// of the BMC asked for is done, the claims made while libvirtd opened it
-// included.
+// of the BMC asked for is done.
 func (c *console) gotConsole(ended *bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -532,10 +489,6 @@ func (c *console) gotConsole(ended *bool) {
 	}
 	c.open = true
 	c.force = false
-	for _, w := range c.waiters {
-		close(w)
-	}
-	c.waiters = nil
 	if c.heldLogged {
 		c.heldLogged = false
 		c.log.Info("serial console free again: the BMC captures it")

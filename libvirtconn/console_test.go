@@ -78,17 +78,24 @@ func TestResetAndCycleTakeTheConsoleBack(t *testing.T) {
 		if !virsh.Running() {
 			t.Fatalf("before the %s, the operator's virsh console ended:\n%s", op.name, virsh.Output())
 		}
+		shown := len(virsh.Output())
 		if err := op.do(ctx); err != nil {
 			t.Fatalf("%s: %v", op.name, err)
 		}
-		// virsh loses the console: it exits, or (seen with virsh 9.0.0)
-		// says so and stays until its terminal closes.
-		testtool.Eventually(t, 30*time.Second, "the operator's virsh console taken by the "+op.name, func() bool {
-			return !virsh.Running() || strings.Contains(virsh.Output(), "error: stream had")
-		})
+		// The console is the BMC's: the boot after the op is on its
+		// console, and none of it on virsh's. (virsh is not always told:
+		// libvirtd 9.0.0 tells a stream that a forced open took its console
+		// only if it is waiting on that stream at that instant
+		// (virfdstream.c, virFDStreamCloseInt); while it passes the guest's
+		// output on to virsh it is not, and virsh then stays connected,
+		// silent, even when typed into: 4 times in 87 runs, once with ESC
+		// typed every half second for 30 s.)
 		testtool.Eventually(t, 60*time.Second, "the boot after the "+op.name+" on the BMC's console", func() bool {
 			return strings.Count(seen.String(), seaBIOSBanner) > boots
 		})
+		if after := virsh.Output()[shown:]; strings.Contains(after, seaBIOSBanner) {
+			t.Fatalf("the operator's virsh console got the boot after the %s too:\n%q", op.name, after)
+		}
 	}
 	if err := d.PowerOff(ctx); err != nil {
 		t.Fatal(err)
