@@ -81,6 +81,10 @@ type Conn struct {
 	// StalePackets counts the packets libvirtd sent for calls that had
 	// ended, dropped before go-libvirt could hang on them (streamGuard).
 	StalePackets atomic.Int64
+	// EarlyPackets counts the stream packets libvirtd sent before the
+	// reply to the call that opened the stream, held until that reply
+	// (streamGuard).
+	EarlyPackets atomic.Int64
 }
 
 // newConn starts a connection maintained in the background.
@@ -185,7 +189,7 @@ func (c *Conn) connect() (*libvirt.Libvirt, error) {
 		}
 		return nil, err
 	}
-	lv := libvirt.NewWithDialer(alreadyDialed{newStreamGuard(nc, c.log, &c.StalePackets)})
+	lv := libvirt.NewWithDialer(alreadyDialed{newStreamGuard(nc, c.log, &c.StalePackets, &c.EarlyPackets)})
 	// ConnectToURI blocks on RPCs without a deadline: bound it here.
 	done := make(chan error, 1)
 	go func() { done <- lv.ConnectToURI(libvirt.ConnectURI(c.uri.Name())) }()

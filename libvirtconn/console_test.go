@@ -36,7 +36,7 @@ func TestResetAndCycleTakeTheConsoleBack(t *testing.T) {
 	stacks := recordStuck(t)
 	d := openDomain(t, c, name, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(func() {
-		t.Logf("packets libvirtd sent for calls that had ended, dropped: %d", c.StalePackets.Load())
+		t.Logf("packets libvirtd sent for calls that had ended, dropped: %d; sent before their call's reply, held: %d", c.StalePackets.Load(), c.EarlyPackets.Load())
 		if t.Failed() {
 			t.Logf("BMC log:\n%s\ngo-libvirt's goroutines when a call was found stuck:\n%s", logs.String(), stacks.String())
 		}
