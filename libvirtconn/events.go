@@ -3,6 +3,7 @@ package libvirtconn
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/digitalocean/go-libvirt"
 )
@@ -19,9 +20,24 @@ type stateCache struct {
 	// versions counts events per domain name, so that an answer fetched by
 	// RPC is not stored over a newer event.
 	versions map[string]uint64
+	// settling holds, per domain name, until when the cached state is the
+	// one a power operation of this BMC left, whatever the events say (see
+	// powerChanged).
+	settling map[string]time.Time
 	// watchers want the power changes (watch.go).
 	watchers powerWatchers
 }
+
+// settleTime is how long after a power operation of this BMC the cache
+// answers with the state that operation left, folding in no event about the
+// domain. The operation's lifecycle events come after its reply (libvirtd
+// queues them and sends them from its event loop, and go-libvirt passes
+// them on from a goroutine of its own): folding in one before the next (a
+// power cycle's STOPPED before its STARTED) had the cache tell the state in
+// between, a power status right after a power cycle saying off. Once the
+// time is over the domain is asked again, so a change by someone else
+// meanwhile is seen then.
+const settleTime = 2 * time.Second
 
 type cachedDomain struct {
 	dom libvirt.Domain
@@ -35,8 +51,43 @@ func (s *stateCache) get(name string) (cachedDomain, bool) {
 	if !s.live {
 		return cachedDomain{}, false
 	}
+	s.settlingLocked(name)
 	d, ok := s.domains[name]
 	return d, ok
+}
+
+// settlingLocked reports whether the domain's cached state is the one a
+// power operation of this BMC left less than settleTime ago; once that time
+// is over, it forgets that state. s.mu must be held.
+func (s *stateCache) settlingLocked(name string) bool {
+	until, ok := s.settling[name]
+	if !ok {
+		return false
+	}
+	if time.Now().Before(until) {
+		return true
+	}
+	delete(s.settling, name)
+	delete(s.domains, name)
+	return false
+}
+
+// powerChanged records the state a power operation of this BMC left the
+// domain in (on), for settleTime; after a failed operation (err), the
+// state is not known and the cache forgets it.
+func (s *stateCache) powerChanged(name string, on bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil || !s.live {
+		delete(s.domains, name)
+		delete(s.settling, name)
+		return
+	}
+	if s.settling == nil {
+		s.settling = map[string]time.Time{}
+	}
+	s.domains[name] = cachedDomain{on: on}
+	s.settling[name] = time.Now().Add(settleTime)
 }
 
 // version is the event count of a domain, taken before an RPC.
@@ -50,7 +101,7 @@ func (s *stateCache) version(name string) uint64 {
 func (s *stateCache) put(name string, d cachedDomain, version uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.live || s.versions[name] != version {
+	if !s.live || s.versions[name] != version || s.settlingLocked(name) {
 		return
 	}
 	s.domains[name] = d
@@ -62,6 +113,9 @@ func (s *stateCache) apply(ev libvirt.DomainEventLifecycleMsg) {
 	defer s.mu.Unlock()
 	name := ev.Dom.Name
 	s.versions[name]++
+	if s.settlingLocked(name) {
+		return
+	}
 	switch libvirt.DomainEventType(ev.Event) {
 	case libvirt.DomainEventStarted, libvirt.DomainEventSuspended, libvirt.DomainEventResumed,
 		libvirt.DomainEventShutdown, libvirt.DomainEventPmsuspended:
@@ -130,4 +184,11 @@ func (c *Conn) powerState(name string, cached bool, ask func() (libvirt.Domain, 
 		c.states.put(name, cachedDomain{dom: dom, on: on}, version)
 	}
 	return on, err
+}
+
+// powerChanged tells the state cache the power state a power operation of
+// this BMC left the domain called name in: on, unless err (see
+// stateCache.powerChanged).
+func (c *Conn) powerChanged(name string, on bool, err error) {
+	c.states.powerChanged(name, on, err)
 }

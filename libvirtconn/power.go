@@ -76,9 +76,18 @@ func (d *Domain) PowerState(ctx context.Context) (bmc.PowerState, error) {
 	return powerOf(on), err
 }
 
+// changePower is exclusive for an operation that leaves the domain on (or
+// off): the connection's state cache answers that until the operation's
+// own events are in (stateCache.powerChanged).
+func (d *Domain) changePower(ctx context.Context, op string, on bool, fn func(lv *libvirt.Libvirt, dom libvirt.Domain) error) error {
+	err := d.exclusive(ctx, op, fn)
+	d.conn.powerChanged(d.ref, on, err)
+	return err
+}
+
 // PowerOn starts the domain (nothing when it runs).
 func (d *Domain) PowerOn(ctx context.Context) error {
-	return d.exclusive(ctx, "power on", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	return d.changePower(ctx, "power on", true, func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return d.startLocked(ctx, lv, dom)
 	})
 }
@@ -116,7 +125,7 @@ func (d *Domain) startLocked(ctx context.Context, lv *libvirt.Libvirt, dom libvi
 
 // PowerOff destroys (hard powers off) the domain (nothing when it is off).
 func (d *Domain) PowerOff(ctx context.Context) error {
-	return d.exclusive(ctx, "power off", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	return d.changePower(ctx, "power off", false, func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return stopDomain(lv, dom)
 	})
 }
@@ -151,7 +160,7 @@ func (d *Domain) SoftOff(ctx context.Context) error {
 // changed during this run, the domain is restarted instead, so the new
 // boot device applies (a libvirt reset keeps the running configuration).
 func (d *Domain) Reset(ctx context.Context) error {
-	return d.exclusive(ctx, "hard reset", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	return d.changePower(ctx, "hard reset", true, func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		if err := requireOn(lv, dom); err != nil {
 			return err
 		}
@@ -165,7 +174,7 @@ func (d *Domain) Reset(ctx context.Context) error {
 
 // PowerCycle turns the domain off (when on) and on again.
 func (d *Domain) PowerCycle(ctx context.Context) error {
-	return d.exclusive(ctx, "power cycle", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	return d.changePower(ctx, "power cycle", true, func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return d.restartLocked(ctx, lv, dom)
 	})
 }
