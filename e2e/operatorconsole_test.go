@@ -31,8 +31,8 @@ func virshConsole(t *testing.T, domain string, args ...string) *testtool.Termina
 // `virsh console --force` takes the console and keeps it: it stays
 // connected and receives the guest's output for 10 s and more, the BMC
 // logging once that another client holds the console. A later `sol
-// activate` takes the console back: the operator's virsh says it lost it,
-// and an ESC typed in the SOL session opens the guest's boot menu.
+// activate` takes the console back: an ESC typed in the SOL session opens
+// the guest's boot menu, which the operator's virsh does not show.
 func TestOperatorKeepsVirshConsole(t *testing.T) {
 	testtool.SystemLibvirtd(t)
 	testtool.Require(t, "qemu-system-x86_64")
@@ -92,11 +92,15 @@ func TestOperatorKeepsVirshConsole(t *testing.T) {
 	}
 	mustContain(t, n.logs.String(), "level=INFO msg=\"serial console held by another client")
 
-	// A BMC user asks for the console: SOL takes it back, and virsh says
-	// so (it exits, or prints the error and stays).
+	// A BMC user asks for the console: SOL takes it back, and the guest's
+	// output goes to SOL, none to virsh (checked below: the boot menu
+	// opened from SOL shows on SOL only). virsh is not always told:
+	// libvirtd 9.0.0 tells a stream that a forced open took its console only
+	// if it is waiting on that stream at that instant (virfdstream.c,
+	// virFDStreamCloseInt); while it passes the guest's output on to virsh
+	// it is not, and virsh then stays connected, silent.
 	shown := len(op.Output())
 	s := n.sol(t)
-	op.ConsoleLost(t, shown, 30*time.Second, "the operator's virsh console taken by sol activate")
 	// ESC at each boot menu prompt the SOL session shows, until the menu
 	// opens: a keystroke typed in SOL reaches the guest.
 	prompts := 0
@@ -111,6 +115,12 @@ func TestOperatorKeepsVirshConsole(t *testing.T) {
 		}
 		return false
 	})
+	if after := op.Output()[shown:]; strings.Contains(after, "Select boot device") {
+		t.Fatalf("the operator's virsh console still gets the guest's output after sol activate:\n%q", after)
+	}
+	if after := op.Output()[shown:]; op.Running() && !strings.Contains(after, "error:") {
+		t.Logf("libvirtd did not tell the operator's virsh that it lost the console (see above)")
+	}
 	s.Type(t, "\r~.")
 	_ = s.Wait(t, 15*time.Second)
 	n.must("power", "off")

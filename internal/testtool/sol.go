@@ -93,14 +93,3 @@ func (s *Terminal) Wait(t testing.TB, within time.Duration) error {
 		return nil
 	}
 }
-
-// ConsoleLost waits until a `virsh console` running on s says it has lost
-// the console that another stream took (a BMC's forced open): virsh exits,
-// or (virsh 9.0.0) prints an error after the first shown bytes of its
-// output and stays until its terminal closes.
-func (s *Terminal) ConsoleLost(t testing.TB, shown int, within time.Duration, what string) {
-	t.Helper()
-	Eventually(t, within, what, func() bool {
-		return !s.Running() || strings.Contains(s.Output()[shown:], "error:")
-	})
-}
