@@ -20,23 +20,20 @@ type stateCache struct {
 	// versions counts events per domain name, so that an answer fetched by
 	// RPC is not stored over a newer event.
 	versions map[string]uint64
-	// settling holds, per domain name, until when the cached state is the
-	// one a power operation of this BMC left, whatever the events say (see
-	// powerChanged).
+	// settling holds, per domain name, until when the cache keeps no
+	// answer about the domain: a power operation of this BMC has just
+	// changed it (see powerChanged).
 	settling map[string]time.Time
 	// watchers want the power changes (watch.go).
 	watchers powerWatchers
 }
 
 // settleTime is how long after a power operation of this BMC the cache
-// answers with the state that operation left, folding in no event about the
-// domain. The operation's lifecycle events come after its reply (libvirtd
-// queues them and sends them from its event loop, and go-libvirt passes
-// them on from a goroutine of its own): folding in one before the next (a
-// power cycle's STOPPED before its STARTED) had the cache tell the state in
-// between, a power status right after a power cycle saying off. Once the
-// time is over the domain is asked again, so a change by someone else
-// meanwhile is seen then.
+// keeps no answer about the domain: a power status asks libvirtd. The operation's lifecycle events come after its reply
+// (libvirtd queues them and sends them from its event loop, and go-libvirt
+// passes them on from a goroutine of its own): folding one in before the
+// next (a power cycle's STOPPED before its STARTED) had the cache tell the
+// state in between, a power status right after a power cycle saying off.
 const settleTime = 2 * time.Second
 
 type cachedDomain struct {
@@ -51,14 +48,12 @@ func (s *stateCache) get(name string) (cachedDomain, bool) {
 	if !s.live {
 		return cachedDomain{}, false
 	}
-	s.settlingLocked(name)
 	d, ok := s.domains[name]
 	return d, ok
 }
 
-// settlingLocked reports whether the domain's cached state is the one a
-// power operation of this BMC left less than settleTime ago; once that time
-// is over, it forgets that state. s.mu must be held.
+// settlingLocked reports whether a power operation of this BMC changed the
+// domain less than settleTime ago. s.mu must be held.
 func (s *stateCache) settlingLocked(name string) bool {
 	until, ok := s.settling[name]
 	if !ok {
@@ -68,25 +63,29 @@ func (s *stateCache) settlingLocked(name string) bool {
 		return true
 	}
 	delete(s.settling, name)
-	delete(s.domains, name)
 	return false
 }
 
-// powerChanged records the state a power operation of this BMC left the
-// domain in (on), for settleTime; after a failed operation (err), the
-// state is not known and the cache forgets it.
-func (s *stateCache) powerChanged(name string, on bool, err error) {
+// powerChanging records that a power operation of this BMC on the domain
+// begins: the cache keeps answers again, so that a power status while a
+// start is under way answers from it (see startLocked), and folds in the
+// events, the operation's own included.
+func (s *stateCache) powerChanging(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err != nil || !s.live {
-		delete(s.domains, name)
-		delete(s.settling, name)
-		return
-	}
+	delete(s.settling, name)
+}
+
+// powerChanged records that a power operation of this BMC on the domain is
+// over: the cache forgets the domain and keeps no answer about it for
+// settleTime (see settleTime).
+func (s *stateCache) powerChanged(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.domains, name)
 	if s.settling == nil {
 		s.settling = map[string]time.Time{}
 	}
-	s.domains[name] = cachedDomain{on: on}
 	s.settling[name] = time.Now().Add(settleTime)
 }
 
@@ -113,9 +112,6 @@ func (s *stateCache) apply(ev libvirt.DomainEventLifecycleMsg) {
 	defer s.mu.Unlock()
 	name := ev.Dom.Name
 	s.versions[name]++
-	if s.settlingLocked(name) {
-		return
-	}
 	switch libvirt.DomainEventType(ev.Event) {
 	case libvirt.DomainEventStarted, libvirt.DomainEventSuspended, libvirt.DomainEventResumed,
 		libvirt.DomainEventShutdown, libvirt.DomainEventPmsuspended:
@@ -186,9 +182,11 @@ func (c *Conn) powerState(name string, cached bool, ask func() (libvirt.Domain, 
 	return on, err
 }
 
-// powerChanged tells the state cache the power state a power operation of
-// this BMC left the domain called name in: on, unless err (see
-// stateCache.powerChanged).
-func (c *Conn) powerChanged(name string, on bool, err error) {
-	c.states.powerChanged(name, on, err)
+// changingPower runs a power operation of this BMC on the domain called
+// name, telling the state cache when it begins and ends (see
+// stateCache.powerChanging, powerChanged).
+func (c *Conn) changingPower(name string, op func() error) error {
+	c.states.powerChanging(name)
+	defer c.states.powerChanged(name)
+	return op()
 }

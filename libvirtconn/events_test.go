@@ -1,7 +1,6 @@
 package libvirtconn
 
 import (
-	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,12 +13,12 @@ func lifecycle(name string, typ libvirt.DomainEventType) libvirt.DomainEventLife
 	return libvirt.DomainEventLifecycleMsg{Dom: libvirt.Domain{Name: name, ID: -1}, Event: int32(typ)}
 }
 
-// TestStateCacheKeepsWhatAPowerOperationLeft runs on synctest's clock: a
-// power cycle's events come after it returned, and a power status between
-// its STOPPED and its STARTED still says on; once settleTime is over the
-// domain is asked again and events count again; a failed operation leaves
-// nothing cached.
-func TestStateCacheKeepsWhatAPowerOperationLeft(t *testing.T) {
+// TestStateCacheAsksRightAfterAPowerOperation runs on synctest's clock: a
+// power cycle's events come after it returned, so for settleTime after it
+// the cache answers nothing and keeps no answer (a power status asks
+// libvirtd); during an operation, and once settleTime is over, it answers
+// and folds in events again.
+func TestStateCacheAsksRightAfterAPowerOperation(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var s stateCache
 		s.reset(true)
@@ -29,30 +28,37 @@ func TestStateCacheKeepsWhatAPowerOperationLeft(t *testing.T) {
 		}
 		s.put("vm", cachedDomain{on: true}, s.version("vm"))
 
-		s.powerChanged("vm", true, nil) // a power cycle has returned
+		s.powerChanging("vm") // a power cycle begins
 		s.apply(lifecycle("vm", libvirt.DomainEventStopped))
-		if on, cached := state(); !cached || !on {
-			t.Fatalf("between a power cycle's STOPPED and STARTED: cached %v, on %v; want on", cached, on)
+		s.put("vm", cachedDomain{on: false}, s.version("vm")) // the start's look first
+		if on, cached := state(); !cached || on {
+			t.Fatalf("while the power cycle starts the domain: cached %v, on %v; want off from the cache", cached, on)
 		}
+		s.powerChanged("vm") // the cycle has returned; its STARTED is on its way
+		if on, cached := state(); cached {
+			t.Fatalf("right after a power cycle the cache answers on=%v: its own events are not all in", on)
+		}
+		s.put("vm", cachedDomain{on: true}, s.version("vm")) // a power status asked libvirtd
 		s.apply(lifecycle("vm", libvirt.DomainEventStarted))
-		s.put("vm", cachedDomain{on: false}, s.version("vm")) // an RPC answer from before the cycle
-		if on, _ := state(); !on {
-			t.Fatal("an RPC answer replaced the state the power cycle left")
+		if on, cached := state(); cached {
+			t.Fatalf("an answer was kept (on=%v) while the power cycle's events may still come", on)
 		}
 
 		time.Sleep(settleTime)
-		if _, cached := state(); cached {
-			t.Fatal("settleTime after the power cycle, the cache still answers: the domain is never asked again")
-		}
 		s.put("vm", cachedDomain{on: true}, s.version("vm"))
+		if on, cached := state(); !cached || !on {
+			t.Fatalf("settleTime after the power cycle: cached %v, on %v; want on from the cache", cached, on)
+		}
 		s.apply(lifecycle("vm", libvirt.DomainEventStopped))
 		if on, cached := state(); !cached || on {
 			t.Fatalf("a STOPPED event after settleTime: cached %v, on %v; want off", cached, on)
 		}
 
-		s.powerChanged("vm", true, errors.New("libvirt call exceeded 30s"))
-		if _, cached := state(); cached {
-			t.Fatal("after a failed power operation the cache still answers")
+		s.powerChanged("vm")
+		s.powerChanging("vm") // the next operation begins at once
+		s.put("vm", cachedDomain{on: false}, s.version("vm"))
+		if _, cached := state(); !cached {
+			t.Fatal("during a power operation the cache keeps no answer: a status while a start is under way would wait for libvirtd")
 		}
 	})
 }
