@@ -20,21 +20,32 @@ type stateCache struct {
 	// versions counts events per domain name, so that an answer fetched by
 	// RPC is not stored over a newer event.
 	versions map[string]uint64
-	// settling holds, per domain name, until when the cache keeps no
-	// answer about the domain: a power operation of this BMC has just
-	// changed it (see powerChanged).
-	settling map[string]time.Time
+	// settling holds the domains a power operation of this BMC has just
+	// left on or off (see powerChanged).
+	settling map[string]settle
 	// watchers want the power changes (watch.go).
 	watchers powerWatchers
 }
 
 // settleTime is how long after a power operation of this BMC the cache
-// keeps no answer about the domain: a power status asks libvirtd. The operation's lifecycle events come after its reply
+// answers with the state that operation left, folding in no event about
+// the domain. The operation's own lifecycle events come after its reply
 // (libvirtd queues them and sends them from its event loop, and go-libvirt
 // passes them on from a goroutine of its own): folding one in before the
 // next (a power cycle's STOPPED before its STARTED) had the cache tell the
 // state in between, a power status right after a power cycle saying off.
+// An event that came meanwhile may also be someone else's change (virsh),
+// so then the cache forgets the domain once settleTime is over, and the
+// next power status asks libvirtd.
 const settleTime = 2 * time.Second
+
+// settle is a domain's state, left by a power operation of this BMC, that
+// the cache answers until the time until.
+type settle struct {
+	until time.Time
+	// events: an event about the domain came in meanwhile.
+	events bool
+}
 
 type cachedDomain struct {
 	dom libvirt.Domain
@@ -48,45 +59,67 @@ func (s *stateCache) get(name string) (cachedDomain, bool) {
 	if !s.live {
 		return cachedDomain{}, false
 	}
+	s.settlingLocked(name)
 	d, ok := s.domains[name]
 	return d, ok
 }
 
-// settlingLocked reports whether a power operation of this BMC changed the
-// domain less than settleTime ago. s.mu must be held.
+// settlingLocked reports whether the domain's cached state is the one a
+// power operation of this BMC left less than settleTime ago. Once that
+// time is over, it forgets the domain if an event came meanwhile. s.mu must
+// be held.
 func (s *stateCache) settlingLocked(name string) bool {
-	until, ok := s.settling[name]
+	st, ok := s.settling[name]
 	if !ok {
 		return false
 	}
-	if time.Now().Before(until) {
+	if time.Now().Before(st.until) {
 		return true
 	}
 	delete(s.settling, name)
+	if st.events {
+		delete(s.domains, name)
+	}
 	return false
 }
 
 // powerChanging records that a power operation of this BMC on the domain
-// begins: the cache keeps answers again, so that a power status while a
-// start is under way answers from it (see startLocked), and folds in the
-// events, the operation's own included.
+// begins: the cache answers and folds in events as usual while it runs, so
+// that a power status during a start answers from it (see startLocked).
 func (s *stateCache) powerChanging(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.settling, name)
 }
 
-// powerChanged records that a power operation of this BMC on the domain is
-// over: the cache forgets the domain and keeps no answer about it for
-// settleTime (see settleTime).
-func (s *stateCache) powerChanged(name string) {
+// powerChanged records that a power operation of this BMC has left the
+// domain on (or off), for settleTime; after a failed operation (err) the
+// state is not known, and the cache forgets the domain.
+func (s *stateCache) powerChanged(name string, on bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.domains, name)
-	if s.settling == nil {
-		s.settling = map[string]time.Time{}
+	if err != nil || !s.live {
+		s.forgetLocked(name)
+		return
 	}
-	s.settling[name] = time.Now().Add(settleTime)
+	if s.settling == nil {
+		s.settling = map[string]settle{}
+	}
+	s.domains[name] = cachedDomain{dom: libvirt.Domain{Name: name}, on: on}
+	s.settling[name] = settle{until: time.Now().Add(settleTime)}
+}
+
+// forget drops what the cache holds about the domain: the next power status
+// asks libvirtd.
+func (s *stateCache) forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forgetLocked(name)
+}
+
+func (s *stateCache) forgetLocked(name string) {
+	delete(s.domains, name)
+	delete(s.settling, name)
 }
 
 // version is the event count of a domain, taken before an RPC.
@@ -112,6 +145,12 @@ func (s *stateCache) apply(ev libvirt.DomainEventLifecycleMsg) {
 	defer s.mu.Unlock()
 	name := ev.Dom.Name
 	s.versions[name]++
+	if s.settlingLocked(name) {
+		st := s.settling[name]
+		st.events = true
+		s.settling[name] = st
+		return
+	}
 	switch libvirt.DomainEventType(ev.Event) {
 	case libvirt.DomainEventStarted, libvirt.DomainEventSuspended, libvirt.DomainEventResumed,
 		libvirt.DomainEventShutdown, libvirt.DomainEventPmsuspended:
@@ -182,11 +221,18 @@ func (c *Conn) powerState(name string, cached bool, ask func() (libvirt.Domain, 
 	return on, err
 }
 
-// changingPower runs a power operation of this BMC on the domain called
-// name, telling the state cache when it begins and ends (see
-// stateCache.powerChanging, powerChanged).
-func (c *Conn) changingPower(name string, op func() error) error {
+// changingPower runs a power operation of this BMC that leaves the domain
+// called name on (or off), telling the state cache when it begins and ends
+// (see stateCache.powerChanging, powerChanged).
+func (c *Conn) changingPower(name string, on bool, op func() error) error {
 	c.states.powerChanging(name)
-	defer c.states.powerChanged(name)
-	return op()
+	err := op()
+	c.states.powerChanged(name, on, err)
+	return err
+}
+
+// forgetPower has the state cache forget the domain called name: a change
+// asked of its guest (an ACPI shutdown) comes later, on the guest's time.
+func (c *Conn) forgetPower(name string) {
+	c.states.forget(name)
 }

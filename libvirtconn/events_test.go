@@ -1,6 +1,7 @@
 package libvirtconn
 
 import (
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -13,12 +14,12 @@ func lifecycle(name string, typ libvirt.DomainEventType) libvirt.DomainEventLife
 	return libvirt.DomainEventLifecycleMsg{Dom: libvirt.Domain{Name: name, ID: -1}, Event: int32(typ)}
 }
 
-// TestStateCacheAsksRightAfterAPowerOperation runs on synctest's clock: a
-// power cycle's events come after it returned, so for settleTime after it
-// the cache answers nothing and keeps no answer (a power status asks
-// libvirtd); during an operation, and once settleTime is over, it answers
-// and folds in events again.
-func TestStateCacheAsksRightAfterAPowerOperation(t *testing.T) {
+// TestStateCacheAnswersWhatAPowerOperationLeft runs on synctest's clock:
+// a power cycle's events come after it returned, and a power status between
+// its STOPPED and its STARTED still says on. Once settleTime is over, a
+// domain that had events meanwhile is asked again, and events count again.
+// A failed operation, or a soft off, leaves nothing cached.
+func TestStateCacheAnswersWhatAPowerOperationLeft(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var s stateCache
 		s.reset(true)
@@ -28,37 +29,46 @@ func TestStateCacheAsksRightAfterAPowerOperation(t *testing.T) {
 		}
 		s.put("vm", cachedDomain{on: true}, s.version("vm"))
 
-		s.powerChanging("vm") // a power cycle begins
-		s.apply(lifecycle("vm", libvirt.DomainEventStopped))
+		s.powerChanging("vm")                                 // a power cycle begins
 		s.put("vm", cachedDomain{on: false}, s.version("vm")) // the start's look first
 		if on, cached := state(); !cached || on {
 			t.Fatalf("while the power cycle starts the domain: cached %v, on %v; want off from the cache", cached, on)
 		}
-		s.powerChanged("vm") // the cycle has returned; its STARTED is on its way
-		if on, cached := state(); cached {
-			t.Fatalf("right after a power cycle the cache answers on=%v: its own events are not all in", on)
+		s.powerChanged("vm", true, nil) // it has returned; its events are on their way
+		s.apply(lifecycle("vm", libvirt.DomainEventStopped))
+		if on, cached := state(); !cached || !on {
+			t.Fatalf("between a power cycle's STOPPED and STARTED: cached %v, on %v; want on", cached, on)
 		}
-		s.put("vm", cachedDomain{on: true}, s.version("vm")) // a power status asked libvirtd
+		s.put("vm", cachedDomain{on: false}, s.version("vm")) // an answer from before the cycle's end
 		s.apply(lifecycle("vm", libvirt.DomainEventStarted))
-		if on, cached := state(); cached {
-			t.Fatalf("an answer was kept (on=%v) while the power cycle's events may still come", on)
+		if on, _ := state(); !on {
+			t.Fatal("the state the power cycle left was replaced")
 		}
 
 		time.Sleep(settleTime)
-		s.put("vm", cachedDomain{on: true}, s.version("vm"))
-		if on, cached := state(); !cached || !on {
-			t.Fatalf("settleTime after the power cycle: cached %v, on %v; want on from the cache", cached, on)
+		if _, cached := state(); cached {
+			t.Fatal("settleTime after the power cycle, whose events came meanwhile, the cache still answers: a change by someone else then would never be seen")
 		}
+		s.put("vm", cachedDomain{on: true}, s.version("vm"))
 		s.apply(lifecycle("vm", libvirt.DomainEventStopped))
 		if on, cached := state(); !cached || on {
 			t.Fatalf("a STOPPED event after settleTime: cached %v, on %v; want off", cached, on)
 		}
 
-		s.powerChanged("vm")
-		s.powerChanging("vm") // the next operation begins at once
-		s.put("vm", cachedDomain{on: false}, s.version("vm"))
-		if _, cached := state(); !cached {
-			t.Fatal("during a power operation the cache keeps no answer: a status while a start is under way would wait for libvirtd")
+		s.powerChanged("vm", false, nil) // a power off of a domain already off: no event
+		time.Sleep(settleTime)
+		if on, cached := state(); !cached || on {
+			t.Fatalf("settleTime after a power off with no event: cached %v, on %v; want off from the cache", cached, on)
+		}
+
+		s.powerChanged("vm", true, errors.New("libvirt call exceeded 30s"))
+		if _, cached := state(); cached {
+			t.Fatal("after a failed power operation the cache still answers")
+		}
+		s.powerChanged("vm", true, nil)
+		s.forget("vm") // a soft off
+		if _, cached := state(); cached {
+			t.Fatal("after a soft off the cache still answers the power on before it")
 		}
 	})
 }

@@ -76,17 +76,18 @@ func (d *Domain) PowerState(ctx context.Context) (bmc.PowerState, error) {
 	return powerOf(on), err
 }
 
-// changePower is exclusive for an operation that may change the domain's
-// power state (see Conn.changingPower).
-func (d *Domain) changePower(ctx context.Context, op string, fn func(lv *libvirt.Libvirt, dom libvirt.Domain) error) error {
+// changePower is exclusive for an operation that leaves the domain on (or
+// off): the connection's state cache answers that until the operation's
+// own events are in (see Conn.changingPower).
+func (d *Domain) changePower(ctx context.Context, op string, on bool, fn func(lv *libvirt.Libvirt, dom libvirt.Domain) error) error {
 	return d.exclusive(ctx, op, func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		return d.conn.changingPower(d.ref, func() error { return fn(lv, dom) })
+		return d.conn.changingPower(d.ref, on, func() error { return fn(lv, dom) })
 	})
 }
 
 // PowerOn starts the domain (nothing when it runs).
 func (d *Domain) PowerOn(ctx context.Context) error {
-	return d.changePower(ctx, "power on", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	return d.changePower(ctx, "power on", true, func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return d.startLocked(ctx, lv, dom)
 	})
 }
@@ -124,7 +125,7 @@ func (d *Domain) startLocked(ctx context.Context, lv *libvirt.Libvirt, dom libvi
 
 // PowerOff destroys (hard powers off) the domain (nothing when it is off).
 func (d *Domain) PowerOff(ctx context.Context) error {
-	return d.changePower(ctx, "power off", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	return d.changePower(ctx, "power off", false, func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return stopDomain(lv, dom)
 	})
 }
@@ -143,8 +144,11 @@ func stopDomain(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 	return nil
 }
 
-// SoftOff asks the guest to shut down (ACPI).
+// SoftOff asks the guest to shut down (ACPI). The state cache forgets the
+// domain: what it held may be a power operation's, which folds in no event
+// for a while (see settleTime), and the guest may be off at once.
 func (d *Domain) SoftOff(ctx context.Context) error {
+	defer d.conn.forgetPower(d.ref)
 	return d.do(ctx, "soft off", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		on, err := domainOn(lv, dom)
 		if err != nil || !on {
@@ -159,7 +163,7 @@ func (d *Domain) SoftOff(ctx context.Context) error {
 // changed during this run, the domain is restarted instead, so the new
 // boot device applies (a libvirt reset keeps the running configuration).
 func (d *Domain) Reset(ctx context.Context) error {
-	return d.changePower(ctx, "hard reset", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	return d.changePower(ctx, "hard reset", true, func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		if err := requireOn(lv, dom); err != nil {
 			return err
 		}
@@ -173,7 +177,7 @@ func (d *Domain) Reset(ctx context.Context) error {
 
 // PowerCycle turns the domain off (when on) and on again.
 func (d *Domain) PowerCycle(ctx context.Context) error {
-	return d.changePower(ctx, "power cycle", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+	return d.changePower(ctx, "power cycle", true, func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 		return d.restartLocked(ctx, lv, dom)
 	})
 }
