@@ -212,13 +212,18 @@ func (c *Conn) connect() (*libvirt.Libvirt, error) {
 	c.mu.Lock()
 	c.lv, c.netConn, c.sshc = lv, nc, sshc
 	c.mu.Unlock()
-	// Power states from events from now on; without them, by asking.
+	// Power states from events from now on; without them, by asking. The
+	// subscription ends with the connection, never before it: cancelled
+	// while the connection closes, go-libvirt deregisters it with an RPC
+	// that races the close in libvirtd, and libvirtd 9.0.0 was seen to
+	// crash on that (a NULL dereference in
+	// remoteDispatchConnectDomainEventCallbackDeregisterAny, once in
+	// thousands of closes). libvirtd drops a closed client's callbacks
+	// itself; go-libvirt's deregistration after the disconnect is refused
+	// before it is sent.
 	evCtx, cancelEvents := context.WithCancel(context.Background())
 	go func() {
-		select {
-		case <-lv.Disconnected():
-		case <-c.stop:
-		}
+		<-lv.Disconnected()
 		cancelEvents()
 	}()
 	// Subscribing is an RPC without a deadline of its own: bound it.

@@ -2,11 +2,18 @@ package libvirtconn
 
 import (
 	"errors"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
+
+	"github.com/govbmc/govbmc/internal/testtool"
 )
 
 // lifecycle is libvirt's lifecycle event of type typ for the domain name.
@@ -71,4 +78,60 @@ func TestStateCacheAnswersWhatAPowerOperationLeft(t *testing.T) {
 			t.Fatal("after a soft off the cache still answers the power on before it")
 		}
 	})
+}
+
+// TestCloseLeavesTheEventsToTheDisconnect: closing a connection sends
+// libvirtd no deregistration of its lifecycle events (one racing the close
+// crashed libvirtd 9.0.0 once); the disconnect ends them.
+func TestCloseLeavesTheEventsToTheDisconnect(t *testing.T) {
+	const (
+		procRegister   = 316 // REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY
+		procDeregister = 317 // REMOTE_PROC_CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY
+	)
+	sock := filepath.Join(t.TempDir(), "libvirt-sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var (
+		mu    sync.Mutex
+		calls []uint32
+	)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		fakeLibvirtd(nc, consoleScript{called: func(proc uint32) {
+			mu.Lock()
+			calls = append(calls, proc)
+			mu.Unlock()
+		}})
+	}()
+	called := func(proc uint32) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(calls, proc)
+	}
+	pool := NewPool(slog.New(slog.DiscardHandler), 0)
+	if _, err := pool.Get("test+unix:///default?socket="+sock, Credentials{}); err != nil {
+		t.Fatal(err)
+	}
+	testtool.Eventually(t, 10*time.Second, "the lifecycle events registered", func() bool { return called(procRegister) })
+	if err := pool.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection to the fake libvirtd still open 10 s after the close")
+	}
+	if called(procDeregister) {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("the close deregistered the lifecycle events by RPC (calls %v)", calls)
+	}
 }

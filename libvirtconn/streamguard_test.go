@@ -49,6 +49,8 @@ func rpcError(msg string) []byte {
 type consoleScript struct {
 	open     func(serial int32) []byte
 	inputEnd func(serial int32) []byte // nil: nothing
+	// called, if set, is told the procedure of each call.
+	called func(proc uint32)
 }
 
 // endedThenStale answers a console open at once and ends the stream with
@@ -94,17 +96,22 @@ func fakeLibvirtd(nc net.Conn, console consoleScript) {
 		typ := binary.BigEndian.Uint32(hdr[16:])
 		serial := int32(binary.BigEndian.Uint32(hdr[20:]))
 		status := binary.BigEndian.Uint32(hdr[24:])
+		if typ == rpcCall && console.called != nil {
+			console.called(proc)
+		}
 		var out []byte
 		switch {
 		case typ == rpcStream && status == rpcStatusOK && console.inputEnd != nil:
 			out = console.inputEnd(serial)
 		case typ != rpcCall: // stream data, or an abort, from go-libvirt
 			continue
+		case proc == procAuthList: // AUTH_NONE only
+			out = rpcPacket(proc, rpcReply, serial, rpcStatusOK, binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 1), 0))
 		case proc == procGetLibVersion:
 			out = rpcPacket(proc, rpcReply, serial, rpcStatusOK, binary.BigEndian.AppendUint64(nil, 9000000))
-		case proc == procDomainOpenConsole:
+		case proc == procDomainOpenConsole && console.open != nil:
 			out = console.open(serial)
-		default: // auth list (none), connect open, ...
+		default: // connect open, ...
 			out = rpcPacket(proc, rpcReply, serial, rpcStatusOK, make([]byte, 4))
 		}
 		if _, err := nc.Write(out); err != nil {
