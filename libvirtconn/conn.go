@@ -223,8 +223,11 @@ func (c *Conn) connect() (*libvirt.Libvirt, error) {
 	// before it is sent.
 	evCtx, cancelEvents := context.WithCancel(context.Background())
 	go func() {
-		<-lv.Disconnected()
-		cancelEvents()
+		select {
+		case <-lv.Disconnected():
+			cancelEvents()
+		case <-c.loopDone: // closed without go-libvirt noticing: nothing to cancel
+		}
 	}()
 	// Subscribing is an RPC without a deadline of its own: bound it.
 	if _, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, c.states.follow(evCtx, lv) }, func() error { return nc.Close() }); err != nil {

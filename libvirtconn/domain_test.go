@@ -113,6 +113,13 @@ func TestDomainFoundByUUID(t *testing.T) {
 	if testtool.DomainState(t, c, name) != libvirt.DomainRunning {
 		t.Fatal("domain addressed by UUID did not start")
 	}
+	// Stopped behind the BMC's back (virsh destroy): its power status says
+	// so (the state cache, keyed by name, holds nothing under the UUID).
+	testtool.OnDomain(t, c, name, func(lv *libvirt.Libvirt, dom libvirt.Domain) error { return lv.DomainDestroy(dom) })
+	testtool.Eventually(t, 3*settleTime, "the outside destroy seen by the BMC addressing the domain by UUID", func() bool {
+		s, err := byUUID.PowerState(testCtx(t))
+		return err == nil && s == bmc.PowerOff
+	})
 }
 
 func TestBootDeviceKeepsSecretsAndDropsDeviceOrder(t *testing.T) {

@@ -89,6 +89,9 @@ func (s *stateCache) settlingLocked(name string) bool {
 func (s *stateCache) powerChanging(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if st, ok := s.settling[name]; ok && st.events {
+		delete(s.domains, name) // the events folded in none: ask
+	}
 	delete(s.settling, name)
 }
 
@@ -177,6 +180,7 @@ func (s *stateCache) reset(live bool) {
 	defer s.mu.Unlock()
 	s.live = live
 	s.domains = map[string]cachedDomain{}
+	s.settling = nil
 	if s.versions == nil {
 		s.versions = map[string]uint64{}
 	}

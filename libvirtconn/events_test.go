@@ -68,6 +68,19 @@ func TestStateCacheAnswersWhatAPowerOperationLeft(t *testing.T) {
 			t.Fatalf("settleTime after a power off with no event: cached %v, on %v; want off from the cache", cached, on)
 		}
 
+		s.powerChanged("vm", true, nil)
+		s.apply(lifecycle("vm", libvirt.DomainEventStopped)) // virsh destroy, meanwhile
+		s.powerChanging("vm")                                // the next operation begins
+		if on, cached := state(); cached {
+			t.Fatalf("an operation begun while an event was left unfolded: the cache answers on=%v", on)
+		}
+		s.powerChanged("vm", true, nil)
+		s.reset(true) // a new connection
+		s.put("vm", cachedDomain{on: false}, s.version("vm"))
+		if on, cached := state(); !cached || on {
+			t.Fatalf("on a new connection, an answer asked of libvirtd: cached %v, on %v; want off", cached, on)
+		}
+
 		s.powerChanged("vm", true, errors.New("libvirt call exceeded 30s"))
 		if _, cached := state(); cached {
 			t.Fatal("after a failed power operation the cache still answers")

@@ -81,7 +81,9 @@ func (d *Domain) PowerState(ctx context.Context) (bmc.PowerState, error) {
 // own events are in (see Conn.changingPower).
 func (d *Domain) changePower(ctx context.Context, op string, on bool, fn func(lv *libvirt.Libvirt, dom libvirt.Domain) error) error {
 	return d.exclusive(ctx, op, func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
-		return d.conn.changingPower(d.ref, on, func() error { return fn(lv, dom) })
+		// The cache is keyed by the domain's name (events name it), the
+		// BMC's ref being a name or a UUID.
+		return d.conn.changingPower(dom.Name, on, func() error { return fn(lv, dom) })
 	})
 }
 
@@ -148,8 +150,8 @@ func stopDomain(lv *libvirt.Libvirt, dom libvirt.Domain) error {
 // domain: what it held may be a power operation's, which folds in no event
 // for a while (see settleTime), and the guest may be off at once.
 func (d *Domain) SoftOff(ctx context.Context) error {
-	defer d.conn.forgetPower(d.ref)
 	return d.do(ctx, "soft off", func(lv *libvirt.Libvirt, dom libvirt.Domain) error {
+		defer d.conn.forgetPower(dom.Name)
 		on, err := domainOn(lv, dom)
 		if err != nil || !on {
 			return err
