@@ -480,7 +480,9 @@ func (c *console) streamOnce() streamResult {
 
 // gotConsole records that libvirtd has opened the BMC's stream, unless
 // that stream has ended already: the console is the BMC's, and what a user
-// of the BMC asked for is done.
+// of the BMC asked for is done, the claims made while libvirtd opened it
+// included (the stream loop had taken the claims before them; without this
+// they would wait for a next stream, consoleOpenWait at most).
 func (c *console) gotConsole(ended *bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -489,6 +491,10 @@ func (c *console) gotConsole(ended *bool) {
 	}
 	c.open = true
 	c.force = false
+	for _, w := range c.waiters {
+		close(w)
+	}
+	c.waiters = nil
 	if c.heldLogged {
 		c.heldLogged = false
 		c.log.Info("serial console free again: the BMC captures it")

@@ -149,3 +149,23 @@ func recordStuck(t *testing.T) *testtool.Buffer {
 	t.Cleanup(func() { stuckHook.Store(nil) })
 	return out
 }
+
+// TestClaimDuringTheOpenIsDoneByIt: a SOL activation's, power on's or
+// reset's claim on the console made while libvirtd opens the BMC's stream
+// (the stream loop having taken the claims made before) is done once that
+// stream opens, not consoleOpenWait later.
+func TestClaimDuringTheOpenIsDoneByIt(t *testing.T) {
+	c := newConsole(nil, nil, nil, slog.New(slog.DiscardHandler))
+	c.running = true // the stream loop is in streamOnce, opening a stream
+	for _, renew := range []bool{false, true} {
+		c.open = false // a stream being opened: not open yet, no input
+		opened := c.claim(renew)
+		ended := false
+		c.gotConsole(&ended)
+		select {
+		case <-opened:
+		default:
+			t.Fatalf("claim(renew=%v) made while the stream opened: not done once it opened", renew)
+		}
+	}
+}
